@@ -1,0 +1,514 @@
+//! Which hooks an event triggers: `on` globs over `event_type`, `where` conditions
+//! over fields, and `skip_own`.
+//!
+//! All `on` patterns of all hooks are compiled into one [`GlobSet`] per config load,
+//! so matching the type costs the same with 1 hook or 10,000; the `where`
+//! conditions are only looked at for hooks whose type matched.
+
+use std::fmt;
+use std::sync::Arc;
+
+use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
+
+use crate::config::{Case, Hook};
+use crate::protocol::{Event, Tlm};
+
+/// A pattern that does not compile.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct PatternError {
+    /// The pattern as written.
+    pub pattern: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn compile(pattern: &str, case: Case) -> Result<Glob, PatternError> {
+    let error = |message: String| PatternError {
+        pattern: pattern.to_owned(),
+        message,
+    };
+    GlobBuilder::new(pattern)
+        .case_insensitive(case == Case::Insensitive)
+        .build()
+        .map_err(|e| error(format!("bad glob `{pattern}`: {}", e.kind())))
+}
+
+/// Splits a leading `!` (an exclusion) from a pattern.
+fn split_negation(pattern: &str) -> (bool, &str) {
+    match pattern.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, pattern),
+    }
+}
+
+/// Checks one `on` pattern (with or without its `!`).
+pub fn check_type_pattern(pattern: &str) -> Result<(), PatternError> {
+    let glob = split_negation(pattern).1;
+    if glob.is_empty() {
+        return Err(PatternError {
+            pattern: pattern.to_owned(),
+            message: format!("empty event type pattern `{pattern}`"),
+        });
+    }
+    compile(glob, Case::Sensitive).map(|_| ())
+}
+
+#[derive(Debug, Clone)]
+struct FieldGlob {
+    text: String,
+    negated: bool,
+    matcher: GlobMatcher,
+}
+
+/// One `where` entry: a dotted path and the globs its text must (or, with `!`,
+/// must not) match. Of several plain globs one must match; no `!` glob may match.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    path: String,
+    globs: Vec<FieldGlob>,
+}
+
+impl PartialEq for Condition {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.globs.len() == other.globs.len()
+            && self.globs.iter().zip(&other.globs).all(|(a, b)| {
+                a.text == b.text && a.negated == b.negated && a.matcher.glob() == b.matcher.glob()
+            })
+    }
+}
+
+/// Why a condition did not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionFailure {
+    /// The path.
+    pub path: String,
+    /// The globs, as written.
+    pub wanted: Vec<String>,
+    /// The text found there, `None` when the field is missing (or not a scalar).
+    pub saw: Option<String>,
+}
+
+impl fmt::Display for ConditionFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wanted = self.wanted.join("\", \"");
+        match &self.saw {
+            Some(saw) => write!(f, "where {} = [\"{wanted}\"] saw {saw:?}", self.path),
+            None => write!(f, "where {} = [\"{wanted}\"] saw no such field", self.path),
+        }
+    }
+}
+
+impl Condition {
+    /// Compiles a condition; the path must have no empty part.
+    pub fn new(path: &str, globs: &[String], case: Case) -> Result<Condition, PatternError> {
+        if path.split('.').any(str::is_empty) {
+            return Err(PatternError {
+                pattern: path.to_owned(),
+                message: format!("bad `where` path `{path}`: parts are separated by single dots"),
+            });
+        }
+        let globs = globs
+            .iter()
+            .map(|text| {
+                let (negated, pattern) = split_negation(text);
+                Ok(FieldGlob {
+                    text: text.clone(),
+                    negated,
+                    matcher: compile(pattern, case)?.compile_matcher(),
+                })
+            })
+            .collect::<Result<Vec<_>, PatternError>>()?;
+        Ok(Condition {
+            path: path.to_owned(),
+            globs,
+        })
+    }
+
+    /// The dotted path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The globs as written.
+    pub fn globs(&self) -> impl Iterator<Item = &str> {
+        self.globs.iter().map(|g| g.text.as_str())
+    }
+
+    /// Whether it holds for this event; when not, what was seen.
+    pub fn check(&self, tlm: &Tlm) -> Result<(), ConditionFailure> {
+        let lookup = tlm.lookup(&self.path);
+        let text = lookup.as_ref().and_then(|l| l.scalar_text());
+        let text = text.as_deref();
+        let mut any_positive = false;
+        let mut positive_hit = false;
+        let mut negative_hit = false;
+        for glob in &self.globs {
+            let hit = text.is_some_and(|t| glob.matcher.is_match(t));
+            if glob.negated {
+                negative_hit |= hit;
+            } else {
+                any_positive = true;
+                positive_hit |= hit;
+            }
+        }
+        if negative_hit || (any_positive && !positive_hit) {
+            Err(ConditionFailure {
+                path: self.path.clone(),
+                wanted: self.globs().map(str::to_owned).collect(),
+                saw: text.map(str::to_owned),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What the matcher decided for one hook and one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The hook runs.
+    Runs,
+    /// No `on` pattern matched the type.
+    NoTypeMatch {
+        /// The patterns.
+        patterns: Vec<String>,
+    },
+    /// An `!` pattern excluded the type.
+    Excluded {
+        /// The pattern that excluded it.
+        pattern: String,
+    },
+    /// A `where` condition failed.
+    Condition(ConditionFailure),
+    /// `skip_own` and the author is the daemon's own account.
+    OwnEvent {
+        /// That account's user id.
+        user_id: String,
+    },
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Runs => f.write_str("runs"),
+            Verdict::NoTypeMatch { patterns } => {
+                write!(f, "event type matches none of on = {patterns:?}")
+            }
+            Verdict::Excluded { pattern } => write!(f, "event type excluded by \"{pattern}\""),
+            Verdict::Condition(c) => c.fmt(f),
+            Verdict::OwnEvent { user_id } => {
+                write!(f, "skip_own: the author is the daemon's own account (user {user_id})")
+            }
+        }
+    }
+}
+
+/// The compiled rules of a whole config.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    set: GlobSet,
+    /// For each glob of `set`: its hook and whether it excludes.
+    owners: Vec<(usize, bool)>,
+    /// Hooks whose `on` has only exclusions: they take every other type.
+    exclusion_only: Vec<usize>,
+    hooks: Vec<Arc<Hook>>,
+}
+
+impl Matcher {
+    /// Compiles the rules of these hooks (their patterns were checked at load).
+    pub fn new(hooks: &[Arc<Hook>]) -> Result<Matcher, PatternError> {
+        let mut builder = GlobSetBuilder::new();
+        let mut owners = Vec::new();
+        let mut exclusion_only = Vec::new();
+        for (index, hook) in hooks.iter().enumerate() {
+            let mut positives = 0;
+            for pattern in &hook.on {
+                let (negated, glob) = split_negation(pattern);
+                builder.add(compile(glob, Case::Sensitive)?);
+                owners.push((index, negated));
+                positives += usize::from(!negated);
+            }
+            if positives == 0 {
+                exclusion_only.push(index);
+            }
+        }
+        let set = builder.build().map_err(|e| PatternError {
+            pattern: String::new(),
+            message: e.to_string(),
+        })?;
+        Ok(Matcher {
+            set,
+            owners,
+            exclusion_only,
+            hooks: hooks.to_vec(),
+        })
+    }
+
+    /// Indices of the hooks whose `on` takes this type, in file order, before
+    /// `where` and `skip_own`.
+    fn type_matches(&self, event_type: &str) -> Vec<usize> {
+        let mut hits: Vec<(usize, bool)> = self
+            .set
+            .matches(event_type)
+            .into_iter()
+            .map(|glob| self.owners[glob])
+            .collect();
+        hits.extend(self.exclusion_only.iter().map(|&hook| (hook, false)));
+        hits.sort_unstable();
+        let mut selected = Vec::new();
+        let mut i = 0;
+        while i < hits.len() {
+            let hook = hits[i].0;
+            let mut excluded = false;
+            while i < hits.len() && hits[i].0 == hook {
+                excluded |= hits[i].1;
+                i += 1;
+            }
+            if !excluded {
+                selected.push(hook);
+            }
+        }
+        selected
+    }
+
+    fn decide_rest(&self, hook: &Hook, event: &Event, daemon_user_id: &str) -> Verdict {
+        for condition in &hook.conditions {
+            if let Err(failure) = condition.check(event.tlm()) {
+                return Verdict::Condition(failure);
+            }
+        }
+        if hook.skip_own && !daemon_user_id.is_empty() {
+            let author = event
+                .tlm()
+                .lookup("fields.author.user_id")
+                .and_then(|l| l.scalar_text().map(|t| t.into_owned()));
+            if author.as_deref() == Some(daemon_user_id) {
+                return Verdict::OwnEvent {
+                    user_id: daemon_user_id.to_owned(),
+                };
+            }
+        }
+        Verdict::Runs
+    }
+
+    /// The hooks this event runs, in file order.
+    pub fn select(&self, event: &Event, daemon_user_id: &str) -> Vec<Arc<Hook>> {
+        self.type_matches(event.event_type())
+            .into_iter()
+            .map(|i| &self.hooks[i])
+            .filter(|hook| self.decide_rest(hook, event, daemon_user_id) == Verdict::Runs)
+            .cloned()
+            .collect()
+    }
+
+    /// The verdict for every hook, in file order, saying why each one that does not
+    /// run does not.
+    pub fn explain(&self, event: &Event, daemon_user_id: &str) -> Vec<(Arc<Hook>, Verdict)> {
+        let selected = self.type_matches(event.event_type());
+        self.hooks
+            .iter()
+            .enumerate()
+            .map(|(index, hook)| {
+                let verdict = if selected.binary_search(&index).is_ok() {
+                    self.decide_rest(hook, event, daemon_user_id)
+                } else {
+                    self.why_not_type(hook, event.event_type())
+                };
+                (hook.clone(), verdict)
+            })
+            .collect()
+    }
+
+    fn why_not_type(&self, hook: &Hook, event_type: &str) -> Verdict {
+        for pattern in &hook.on {
+            let (negated, glob) = split_negation(pattern);
+            let hit = compile(glob, Case::Sensitive)
+                .map(|g| g.compile_matcher().is_match(event_type))
+                .unwrap_or(false);
+            if negated && hit {
+                return Verdict::Excluded {
+                    pattern: pattern.clone(),
+                };
+            }
+        }
+        Verdict::NoTypeMatch {
+            patterns: hook.on.clone(),
+        }
+    }
+
+    /// Number of hooks.
+    pub fn len(&self) -> usize {
+        self.hooks.len()
+    }
+
+    /// Whether there are no hooks.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn config(hooks: &str) -> Config {
+        Config::parse(Path::new("t.toml"), hooks).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn fixture(name: &str) -> Event {
+        let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        Event::from_text(std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn names(config: &Config, event: &Event, user: &str) -> Vec<String> {
+        config
+            .matcher
+            .select(event, user)
+            .iter()
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    fn hook(name: &str, on: &str, extra: &str) -> String {
+        format!("[[hook]]\nname = \"{name}\"\non = {on}\nrun = \"true\"\n{extra}\n")
+    }
+
+    #[test]
+    fn glob_semantics_over_event_types() {
+        let text = [
+            hook("star", "\"content.*\"", ""),
+            hook("exact", "\"content.created.file\"", ""),
+            hook("question", "\"user.?odified\"", ""),
+            hook("class", "\"content.[cm]*.html-document\"", ""),
+            hook("alt", "\"{mention,reaction}.created\"", ""),
+            hook("all", "\"*\"", ""),
+            hook("except", "[\"content.*\", \"!content.*.comment\"]", ""),
+            hook("only-excl", "\"!user.*\"", ""),
+        ]
+        .concat();
+        let config = config(&text);
+        let check = |event: &str, expected: &[&str]| {
+            assert_eq!(names(&config, &fixture(event), ""), expected, "{event}");
+        };
+        check(
+            "content.created.file",
+            &["star", "exact", "all", "except", "only-excl"],
+        );
+        check(
+            "content.created.comment",
+            &["star", "all", "only-excl"],
+        );
+        check(
+            "content.modified.html-document",
+            &["star", "class", "all", "except", "only-excl"],
+        );
+        check("user.modified", &["question", "all"]);
+        check("user.created", &["all"]);
+        check("mention.created", &["alt", "all", "only-excl"]);
+        check("tag.created", &["all", "only-excl"]);
+    }
+
+    #[test]
+    fn where_operators() {
+        let text = [
+            hook("space", "\"*\"", "where = { \"fields.workspace.label\" = \"Engineering\" }"),
+            hook("space-glob", "\"*\"", "where = { \"fields.workspace.label\" = \"Eng*\" }"),
+            hook("space-case", "\"*\"", "where = { \"fields.workspace.label\" = \"engineering\" }"),
+            hook(
+                "space-nocase",
+                "\"*\"",
+                "where = { \"fields.workspace.label\" = \"engineering\" }\nwhere_case = \"insensitive\"",
+            ),
+            hook("any-of", "\"*\"", "where = { fields.author.username = [\"alice\", \"jdoe\"] }"),
+            hook("not-me", "\"*\"", "where = { fields.author.username = \"!jdoe\" }"),
+            hook("not-missing", "\"*\"", "where = { fields.mention.recipient = \"!hooks\" }"),
+            hook("pdf", "\"content.created.file\"", "where = { fields.content.mimetype = \"application/pdf\" }"),
+            hook("index", "\"*\"", "where = { \"fields.content.sub_content_types.0\" = \"*\" }"),
+            hook("number", "\"*\"", "where = { fields.author.user_id = \"2\" }"),
+            hook("bool", "\"*\"", "where = { fields.author.is_active = \"true\" }"),
+            hook("null", "\"*\"", "where = { read = \"\" }"),
+            hook("two-keys", "\"*\"", "where = { fields.workspace.label = \"Engineering\", fields.content.content_type = \"comment\" }"),
+            hook("top-level", "\"*\"", "where = { event_type = \"mention.*\" }"),
+        ]
+        .concat();
+        let config = config(&text);
+        assert_eq!(
+            names(&config, &fixture("mention.created"), ""),
+            ["space", "space-glob", "space-nocase", "any-of", "number", "bool", "null", "two-keys", "top-level"]
+        );
+        assert_eq!(
+            names(&config, &fixture("content.created.file"), ""),
+            ["space", "space-glob", "space-nocase", "any-of", "not-missing", "pdf", "number", "bool", "null"]
+        );
+        // author is null: missing fields match nothing, and `!x` holds.
+        assert_eq!(
+            names(&config, &fixture("user.modified"), ""),
+            ["not-me", "not-missing", "null"]
+        );
+    }
+
+    #[test]
+    fn skip_own_compares_the_author_to_the_daemon_account() {
+        let config = config(&hook("h", "\"*\"", "skip_own = true"));
+        let event = fixture("mention.created"); // author user_id 2
+        assert_eq!(names(&config, &event, "2"), Vec::<String>::new());
+        assert_eq!(names(&config, &event, "1"), ["h"]);
+        // Until the daemon has said who it is, nothing is skipped.
+        assert_eq!(names(&config, &event, ""), ["h"]);
+    }
+
+    #[test]
+    fn explain_says_why() {
+        let text = [
+            hook("a", "[\"content.*\", \"!content.*.comment\"]", ""),
+            hook("b", "\"user.*\"", ""),
+            hook("c", "\"*\"", "where = { fields.workspace.label = \"Sales\" }"),
+            hook("d", "\"*\"", "where = { fields.nope = \"x\" }"),
+            hook("e", "\"*\"", "skip_own = true"),
+            hook("f", "\"*\"", ""),
+        ]
+        .concat();
+        let config = config(&text);
+        let verdicts: Vec<String> = config
+            .matcher
+            .explain(&fixture("content.created.comment"), "2")
+            .iter()
+            .map(|(h, v)| format!("{}: {v}", h.name))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                "a: event type excluded by \"!content.*.comment\"",
+                "b: event type matches none of on = [\"user.*\"]",
+                "c: where fields.workspace.label = [\"Sales\"] saw \"Engineering\"",
+                "d: where fields.nope = [\"x\"] saw no such field",
+                "e: skip_own: the author is the daemon's own account (user 2)",
+                "f: runs",
+            ]
+        );
+    }
+
+    #[test]
+    fn many_hooks_select_in_file_order() {
+        let text: String = (0..500)
+            .map(|i| hook(&format!("h{i}"), &format!("\"content.modified.t{i}\""), ""))
+            .chain([hook("last", "\"content.*\"", "")])
+            .collect();
+        let config = config(&text);
+        let event = Event::from_text(r#"{"event_id":1,"event_type":"content.modified.t250","fields":{}}"#).unwrap();
+        assert_eq!(names(&config, &event, ""), ["h250", "last"]);
+    }
+
+    #[test]
+    fn bad_where_paths_are_refused() {
+        assert!(Condition::new("fields..x", &["a".into()], Case::Sensitive).is_err());
+        assert!(Condition::new("fields.x", &["a[".into()], Case::Sensitive).is_err());
+        assert!(check_type_pattern("!").is_err());
+        assert!(check_type_pattern("a{b").is_err());
+    }
+}

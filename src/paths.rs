@@ -1,0 +1,103 @@
+//! Where things live by default, and `~`/`$VAR` expansion in configured paths.
+//!
+//! Only paths are expanded: commands are handed to the shell as written, and
+//! expanding there is the shell's job.
+
+use std::path::PathBuf;
+
+/// The user's home directory.
+fn home() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf())
+}
+
+/// `~/.config/tracim-hooks` on Linux (honouring `XDG_CONFIG_HOME`).
+pub fn config_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "tracim-hooks")
+        .map(|d| d.config_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".config/tracim-hooks"))
+}
+
+/// The upstream daemon's default: `$XDG_CONFIG_HOME/TracimDaemon/master.sock`.
+pub fn default_master_socket() -> PathBuf {
+    directories::BaseDirs::new()
+        .map(|d| d.config_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("/.config"))
+        .join("TracimDaemon")
+        .join("master.sock")
+}
+
+/// `$XDG_RUNTIME_DIR/tracim-hooks.sock`, or in the config dir when that is unset.
+pub fn default_client_socket() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("tracim-hooks.sock"),
+        None => config_dir().join("tracim-hooks.sock"),
+    }
+}
+
+/// Expands a leading `~` (or `~/`) and every `$VAR` or `${VAR}`. An unset variable
+/// is an error rather than an empty string, so a typo cannot point a socket at `/`.
+pub fn expand(text: &str) -> Result<PathBuf, String> {
+    let mut out = String::new();
+    let rest = if text == "~" || text.starts_with("~/") {
+        let home = home().ok_or("cannot expand `~`: no home directory")?;
+        out.push_str(&home.to_string_lossy());
+        &text[1..]
+    } else {
+        text
+    };
+    let mut chars = rest.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let (name, braced) = if rest[i + 1..].starts_with('{') {
+            let Some(end) = rest[i + 2..].find('}') else {
+                return Err(format!("unclosed `${{` in `{text}`"));
+            };
+            (&rest[i + 2..i + 2 + end], true)
+        } else {
+            let len = rest[i + 1..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len() - i - 1);
+            (&rest[i + 1..i + 1 + len], false)
+        };
+        if name.is_empty() {
+            out.push('$');
+            continue;
+        }
+        let value = std::env::var(name)
+            .map_err(|_| format!("environment variable `{name}` is not set (in `{text}`)"))?;
+        out.push_str(&value);
+        let skip = name.len() + usize::from(braced) * 2;
+        for _ in 0..skip {
+            chars.next();
+        }
+    }
+    Ok(PathBuf::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_home_and_variables() {
+        let home = home().unwrap();
+        assert_eq!(expand("~/x").unwrap(), home.join("x"));
+        assert_eq!(expand("~").unwrap(), home);
+        // PATH is set in any test environment.
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(expand("$PATH/a").unwrap(), PathBuf::from(format!("{path}/a")));
+        assert_eq!(expand("/${PATH}b").unwrap(), PathBuf::from(format!("/{path}b")));
+        assert_eq!(expand("/a/b$").unwrap(), PathBuf::from("/a/b$"));
+        assert_eq!(expand("/a~b").unwrap(), PathBuf::from("/a~b"));
+    }
+
+    #[test]
+    fn unset_variables_are_errors() {
+        let err = expand("$TRACIM_HOOKS_SURELY_UNSET_VAR/x").unwrap_err();
+        assert!(err.contains("TRACIM_HOOKS_SURELY_UNSET_VAR"), "{err}");
+        assert!(expand("${UNCLOSED").is_err());
+    }
+}
