@@ -9,3 +9,4 @@ pub mod env;
 pub mod matcher;
 pub mod paths;
 pub mod protocol;
+pub mod exec;

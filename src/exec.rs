@@ -1,0 +1,657 @@
+//! Running one hook process: its own process group, the event on stdin, its
+//! output, its time limit, and every process it leaves behind stopped and reaped.
+//!
+//! Children are spawned with `std::process` and waited for through a pidfd, not
+//! through `tokio::process`, so that the runner alone decides when a child is
+//! reaped: it must reap the leader *and* the group's stragglers, which the runner
+//! inherits as a child subreaper.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tracing::{debug, info, warn};
+
+use crate::config::{Hook, Output};
+use crate::env::event_vars;
+use crate::protocol::Event;
+
+/// A logged line of hook output is cut here.
+pub const MAX_LINE: usize = 4096;
+/// A run's logged output stops here.
+pub const MAX_RUN_OUTPUT: usize = 64 * 1024;
+/// After the group is gone, how long output readers may still drain.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
+/// Polling step while waiting for a group to empty.
+const GROUP_POLL: Duration = Duration::from_millis(5);
+/// A group that survives SIGKILL this long is given up on (stuck in the kernel).
+const GROUP_GIVE_UP: Duration = Duration::from_secs(5);
+
+/// Everything needed to start one process.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The argv; the first element is looked up in `PATH`.
+    pub argv: Vec<String>,
+    /// The complete environment (nothing else is inherited).
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory, or the runner's.
+    pub cwd: Option<PathBuf>,
+    /// Written to stdin, followed by a newline; `None` gives an empty stdin.
+    pub stdin: Option<Arc<str>>,
+    /// What happens to stdout and stderr.
+    pub output: Output,
+    /// Names the run in logs: hook name and event id.
+    pub label: Label,
+}
+
+/// The hook and the event of a run, for log lines.
+#[derive(Debug, Clone)]
+pub struct Label {
+    /// The hook's name.
+    pub hook: Arc<str>,
+    /// The event's id.
+    pub event_id: u64,
+}
+
+/// Time limits of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// SIGTERM to the group after this long.
+    pub timeout: Duration,
+    /// SIGKILL this long after SIGTERM.
+    pub kill_after: Duration,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+}
+
+impl Exit {
+    fn from_wait_status(status: libc::c_int) -> Exit {
+        if libc::WIFSIGNALED(status) {
+            Exit::Signal(libc::WTERMSIG(status))
+        } else {
+            Exit::Code(libc::WEXITSTATUS(status))
+        }
+    }
+
+    /// Exit code 0.
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exit code {code}"),
+            Exit::Signal(signal) => write!(f, "signal {signal} ({})", signal_name(*signal)),
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        _ => "signal",
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// How the command itself ended.
+    pub exit: Exit,
+    /// Whether its time limit ran out.
+    pub timed_out: bool,
+    /// Whether the runner's shutdown killed it.
+    pub cancelled: bool,
+    /// From spawn to the group being gone.
+    pub duration: Duration,
+}
+
+impl Outcome {
+    /// Exited 0 within its time.
+    pub fn success(&self) -> bool {
+        self.exit.success() && !self.timed_out && !self.cancelled
+    }
+}
+
+/// A process that could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start `{program}`: {source}")]
+pub struct SpawnError {
+    /// argv\[0\].
+    pub program: String,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The spec a hook runs with for an event: the command, the environment (the
+/// runner's, then the hook's `env`, then the `TRACIM_*` variables) and the event on stdin.
+pub fn hook_spec(
+    hook: &Hook,
+    event: &Event,
+    daemon_user_id: &str,
+    env_budget: usize,
+    inherited: &[(OsString, OsString)],
+) -> Spec {
+    let vars = event_vars(event, &hook.name, daemon_user_id, env_budget);
+    if !vars.omitted.is_empty() {
+        debug!(hook = %hook.name, event_id = event.id(), omitted = vars.omitted.len(), "variables over the size budget left out");
+    }
+    let mut env: Vec<(OsString, OsString)> = inherited.to_vec();
+    env.extend(hook.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env.extend(vars.vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+    Spec {
+        argv: hook.command.argv().into_iter().map(str::to_owned).collect(),
+        env,
+        cwd: hook.cwd.clone(),
+        stdin: Some(event.raw().into()),
+        output: hook.output,
+        label: Label {
+            hook: hook.name.as_str().into(),
+            event_id: event.id(),
+        },
+    }
+}
+
+/// A started process, leader of its own process group.
+pub struct Child {
+    pid: libc::pid_t,
+    pidfd: Option<AsyncFd<OwnedFd>>,
+    started: Instant,
+    io: Vec<tokio::task::JoinHandle<()>>,
+    stdin_writer: Option<tokio::task::JoinHandle<()>>,
+    reaped: Option<Exit>,
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child").field("pid", &self.pid).finish()
+    }
+}
+
+/// Makes this process the reaper of its descendants' orphans, so that the
+/// stragglers of a hook's group come back to us to be reaped whatever PID 1 is.
+fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        if rc != 0 {
+            debug!(error = %std::io::Error::last_os_error(), "cannot become a child subreaper");
+        }
+    });
+}
+
+/// Starts a process in a new process group. Must be called within a tokio runtime.
+pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
+    become_subreaper();
+    let program = spec.argv.first().cloned().unwrap_or_default();
+    let error = |source| SpawnError {
+        program: program.clone(),
+        source,
+    };
+    let mut command = std::process::Command::new(&program);
+    command
+        .args(spec.argv.iter().skip(1))
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .process_group(0)
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    let (stdout, stderr) = match spec.output {
+        Output::Log => (Stdio::piped(), Stdio::piped()),
+        Output::Inherit => (Stdio::inherit(), Stdio::inherit()),
+        Output::Null => (Stdio::null(), Stdio::null()),
+    };
+    command.stdout(stdout).stderr(stderr);
+    let mut std_child = command.spawn().map_err(error)?;
+    let started = Instant::now();
+    let pid = std_child.id() as libc::pid_t;
+    let pidfd = open_pidfd(pid);
+
+    let mut child = Child {
+        pid,
+        pidfd,
+        started,
+        io: Vec::new(),
+        stdin_writer: None,
+        reaped: None,
+    };
+    if let (Some(stdin), Some(text)) = (std_child.stdin.take(), spec.stdin.clone()) {
+        child.stdin_writer = pipe::Sender::from_owned_fd(OwnedFd::from(stdin))
+            .ok()
+            .map(|sender| tokio::spawn(feed_stdin(sender, text, spec.label.clone())));
+    }
+    let budget = Arc::new(AtomicUsize::new(MAX_RUN_OUTPUT));
+    let readers = [
+        (std_child.stdout.take().map(OwnedFd::from), "stdout"),
+        (std_child.stderr.take().map(OwnedFd::from), "stderr"),
+    ];
+    for (fd, stream) in readers {
+        if let Some(receiver) = fd.and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok()) {
+            child.io.push(tokio::spawn(log_output(
+                receiver,
+                stream,
+                spec.label.clone(),
+                budget.clone(),
+            )));
+        }
+    }
+    // The std handle is dropped without waiting: reaping is ours, through the pidfd.
+    drop(std_child);
+    Ok(child)
+}
+
+fn open_pidfd(pid: libc::pid_t) -> Option<AsyncFd<OwnedFd>> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the syscall returned a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    AsyncFd::new(fd).ok()
+}
+
+async fn feed_stdin(mut sender: pipe::Sender, text: Arc<str>, label: Label) {
+    let result = async {
+        sender.write_all(text.as_bytes()).await?;
+        sender.write_all(b"\n").await?;
+        sender.flush().await
+    }
+    .await;
+    // A hook that does not read its stdin is fine: the pipe just breaks.
+    if let Err(e) = result {
+        debug!(hook = %label.hook, event_id = label.event_id, error = %e, "stdin not fully read");
+    }
+}
+
+/// Logs each line of one stream, a line cut at [`MAX_LINE`] and the run's logged
+/// output capped at [`MAX_RUN_OUTPUT`]; reading goes on past the cap so the hook
+/// never blocks on a full pipe.
+async fn log_output(mut receiver: pipe::Receiver, stream: &'static str, label: Label, budget: Arc<AtomicUsize>) {
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    let mut cut = false;
+    let mut buf = vec![0u8; 8192];
+    let emit = |line: &mut Vec<u8>, cut: &mut bool| {
+        let wanted = line.len();
+        let granted = take_budget(&budget, wanted);
+        if granted > 0 || wanted == 0 {
+            let text = String::from_utf8_lossy(&line[..granted]);
+            let text = text.trim_end_matches('\r');
+            if *cut {
+                info!(hook = %label.hook, event_id = label.event_id, stream, "{text} [line cut at {MAX_LINE} bytes]");
+            } else {
+                info!(hook = %label.hook, event_id = label.event_id, stream, "{text}");
+            }
+            if granted < wanted || budget.load(Ordering::Relaxed) == 0 {
+                warn!(hook = %label.hook, event_id = label.event_id, stream, "output past {} KiB not logged", MAX_RUN_OUTPUT / 1024);
+            }
+        }
+        line.clear();
+        *cut = false;
+    };
+    loop {
+        let n = match receiver.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for chunk in buf[..n].split_inclusive(|&b| b == b'\n') {
+            let (content, ends_line) = match chunk.strip_suffix(b"\n") {
+                Some(content) => (content, true),
+                None => (chunk, false),
+            };
+            let room = MAX_LINE.saturating_sub(line.len());
+            if content.len() > room {
+                cut = true;
+            }
+            line.extend_from_slice(&content[..content.len().min(room)]);
+            if ends_line {
+                emit(&mut line, &mut cut);
+            }
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line, &mut cut);
+    }
+}
+
+/// Takes up to `wanted` bytes from the shared budget; returns what was granted.
+fn take_budget(budget: &AtomicUsize, wanted: usize) -> usize {
+    let mut granted = 0;
+    let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        granted = left.min(wanted);
+        if left == 0 { None } else { Some(left - granted) }
+    });
+    granted
+}
+
+impl Child {
+    /// The process id, which is also the process group id.
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// When it was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Sends a signal to the whole process group.
+    pub fn signal_group(&self, signal: i32) {
+        signal_group(self.pid, signal);
+    }
+
+    /// Waits for the leader to exit and reaps it.
+    pub async fn wait(&mut self) -> Exit {
+        if let Some(exit) = self.reaped {
+            return exit;
+        }
+        loop {
+            if let Some(exit) = self.try_reap() {
+                self.reaped = Some(exit);
+                return exit;
+            }
+            match &self.pidfd {
+                Some(fd) => match fd.readable().await {
+                    Ok(mut guard) => guard.clear_ready(),
+                    Err(_) => tokio::time::sleep(GROUP_POLL).await,
+                },
+                None => tokio::time::sleep(GROUP_POLL).await,
+            }
+        }
+    }
+
+    fn try_reap(&self) -> Option<Exit> {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        let rc = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        match rc {
+            0 => None,
+            pid if pid == self.pid => Some(Exit::from_wait_status(status)),
+            // ECHILD: someone else reaped it; nothing more can be learnt.
+            _ => Some(Exit::Signal(0)),
+        }
+    }
+
+    /// Runs to the end within `limits`, or until `cancel` resolves (shutdown):
+    /// SIGTERM to the group at the timeout, SIGKILL `kill_after` later; then
+    /// whatever is left of the group is stopped and reaped.
+    pub async fn finish(mut self, limits: Limits, cancel: impl std::future::Future<Output = ()>) -> Outcome {
+        let mut timed_out = false;
+        let mut cancelled = false;
+        let mut sigkilled = false;
+        let exit = tokio::select! {
+            exit = self.wait() => exit,
+            () = tokio::time::sleep(limits.timeout) => {
+                timed_out = true;
+                self.signal_group(libc::SIGTERM);
+                tokio::select! {
+                    exit = self.wait() => exit,
+                    () = tokio::time::sleep(limits.kill_after) => {
+                        self.signal_group(libc::SIGKILL);
+                        sigkilled = true;
+                        self.wait().await
+                    }
+                }
+            }
+            () = cancel => {
+                cancelled = true;
+                self.signal_group(libc::SIGKILL);
+                sigkilled = true;
+                self.wait().await
+            }
+        };
+        let grace = if sigkilled { Duration::ZERO } else { limits.kill_after };
+        stop_group(self.pid, grace).await;
+        if let Some(writer) = self.stdin_writer.take() {
+            writer.abort();
+        }
+        for reader in std::mem::take(&mut self.io) {
+            let abort = reader.abort_handle();
+            if tokio::time::timeout(OUTPUT_DRAIN, reader).await.is_err() {
+                abort.abort();
+            }
+        }
+        Outcome {
+            exit,
+            timed_out,
+            cancelled,
+            duration: self.started.elapsed(),
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // A child dropped unfinished (its task was aborted) must not run on unwatched.
+        if self.reaped.is_none() {
+            signal_group(self.pid, libc::SIGKILL);
+        }
+        if let Some(writer) = self.stdin_writer.take() {
+            writer.abort();
+        }
+        for reader in &self.io {
+            reader.abort();
+        }
+    }
+}
+
+fn signal_group(pgid: libc::pid_t, signal: i32) {
+    // SAFETY: kill with a negative pid signals a process group; no memory involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Whether any process of the group is left (zombies included).
+pub fn group_exists(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(-(pgid as libc::pid_t), 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Reaps every exited member of the group that is our child.
+fn reap_group_members(pgid: libc::pid_t) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on the group's members with a valid status pointer.
+        let rc = unsafe { libc::waitpid(-pgid, &mut status, libc::WNOHANG) };
+        if rc <= 0 {
+            break;
+        }
+    }
+}
+
+/// The leader has exited: whatever it left running in its group is stopped
+/// (SIGTERM, then SIGKILL after `grace`) and reaped.
+async fn stop_group(pgid: libc::pid_t, grace: Duration) {
+    reap_group_members(pgid);
+    if !group_exists(pgid as u32) {
+        return;
+    }
+    debug!(pgid, "stopping what the hook left in its process group");
+    let start = Instant::now();
+    let mut killed = grace.is_zero();
+    signal_group(pgid, if killed { libc::SIGKILL } else { libc::SIGTERM });
+    loop {
+        tokio::time::sleep(GROUP_POLL).await;
+        reap_group_members(pgid);
+        if !group_exists(pgid as u32) {
+            return;
+        }
+        if !killed && start.elapsed() >= grace {
+            signal_group(pgid, libc::SIGKILL);
+            killed = true;
+        }
+        if start.elapsed() >= grace + GROUP_GIVE_UP {
+            warn!(pgid, "processes of a hook's group survive SIGKILL; giving up on them");
+            return;
+        }
+    }
+}
+
+/// Spawns and runs a spec to its end; a spawn failure is returned as such.
+pub async fn run(spec: &Spec, limits: Limits, cancel: impl std::future::Future<Output = ()>) -> Result<Outcome, SpawnError> {
+    let child = spawn(spec)?;
+    Ok(child.finish(limits, cancel).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(argv: &[&str], stdin: Option<&str>, output: Output) -> Spec {
+        Spec {
+            argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+            env: crate::env::inherited(),
+            cwd: None,
+            stdin: stdin.map(Into::into),
+            output,
+            label: Label {
+                hook: "t".into(),
+                event_id: 1,
+            },
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        timeout: Duration::from_secs(20),
+        kill_after: Duration::from_secs(1),
+    };
+
+    #[tokio::test]
+    async fn exit_codes_and_signals() {
+        let never = std::future::pending::<()>;
+        let ok = run(&spec(&["true"], None, Output::Null), LIMITS, never()).await.unwrap();
+        assert_eq!(ok.exit, Exit::Code(0));
+        assert!(ok.success());
+        let fail = run(&spec(&["sh", "-c", "exit 3"], None, Output::Null), LIMITS, never()).await.unwrap();
+        assert_eq!(fail.exit, Exit::Code(3));
+        let killed = run(&spec(&["sh", "-c", "kill -9 $$"], None, Output::Null), LIMITS, never()).await.unwrap();
+        assert_eq!(killed.exit, Exit::Signal(9));
+        let missing = run(&spec(&["/nonexistent/prog"], None, Output::Null), LIMITS, never()).await;
+        assert!(missing.unwrap_err().to_string().contains("/nonexistent/prog"));
+    }
+
+    #[tokio::test]
+    async fn stdin_is_byte_exact_and_unread_stdin_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let text = "{\"a\":\"é ✅ \\u0000\"}";
+        let s = spec(&["sh", "-c", &format!("cat > '{}'", out.display())], Some(text), Output::Null);
+        let outcome = run(&s, LIMITS, std::future::pending()).await.unwrap();
+        assert!(outcome.success());
+        assert_eq!(std::fs::read(&out).unwrap(), format!("{text}\n").as_bytes());
+
+        // 5 MB that the hook never reads: the run still ends at once.
+        let big = "x".repeat(5 * 1024 * 1024);
+        let s = spec(&["true"], Some(&big), Output::Null);
+        let outcome = run(&s, LIMITS, std::future::pending()).await.unwrap();
+        assert!(outcome.success());
+        assert!(outcome.duration < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        // The shell starts two sleepers in the background and waits on a third;
+        // one sleeper double-forks out of the shell's reach.
+        let script = format!(
+            "sleep 1000 & echo $! >> '{p}'; (sleep 1000 & echo $! >> '{p}') ; sleep 1000",
+            p = pids.display()
+        );
+        let child = spawn(&spec(&["sh", "-c", &script], None, Output::Null)).unwrap();
+        let pgid = child.pid();
+        let limits = Limits {
+            timeout: Duration::from_millis(300),
+            kill_after: Duration::from_millis(300),
+        };
+        let outcome = child.finish(limits, std::future::pending()).await;
+        assert!(outcome.timed_out);
+        assert_eq!(outcome.exit, Exit::Signal(libc::SIGTERM));
+        assert!(outcome.duration < Duration::from_secs(3), "{outcome:?}");
+        assert!(!group_exists(pgid), "processes of group {pgid} remain");
+        for pid in std::fs::read_to_string(&pids).unwrap().lines() {
+            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+            assert!(!alive, "pid {pid} still exists (process or zombie)");
+        }
+    }
+
+    #[tokio::test]
+    async fn sigterm_ignored_means_sigkill_after_kill_after() {
+        let child = spawn(&spec(&["sh", "-c", "trap '' TERM; sleep 1000 & wait"], None, Output::Null)).unwrap();
+        let pgid = child.pid();
+        let limits = Limits {
+            timeout: Duration::from_millis(200),
+            kill_after: Duration::from_millis(200),
+        };
+        let start = Instant::now();
+        let outcome = child.finish(limits, std::future::pending()).await;
+        assert!(outcome.timed_out);
+        assert_eq!(outcome.exit, Exit::Signal(libc::SIGKILL));
+        assert!(start.elapsed() >= Duration::from_millis(400));
+        assert!(!group_exists(pgid));
+    }
+
+    #[tokio::test]
+    async fn leftovers_are_stopped_when_the_leader_exits() {
+        let child = spawn(&spec(&["sh", "-c", "sleep 1000 & exit 0"], None, Output::Null)).unwrap();
+        let pgid = child.pid();
+        let outcome = child.finish(LIMITS, std::future::pending()).await;
+        assert!(outcome.success());
+        assert!(!group_exists(pgid));
+    }
+
+    #[tokio::test]
+    async fn cancel_kills_at_once() {
+        let child = spawn(&spec(&["sleep", "1000"], None, Output::Null)).unwrap();
+        let pgid = child.pid();
+        let outcome = child
+            .finish(LIMITS, tokio::time::sleep(Duration::from_millis(100)))
+            .await;
+        assert!(outcome.cancelled);
+        assert!(!outcome.success());
+        assert!(!group_exists(pgid));
+    }
+
+    #[test]
+    fn budget_is_shared_and_never_negative() {
+        let budget = AtomicUsize::new(10);
+        assert_eq!(take_budget(&budget, 4), 4);
+        assert_eq!(take_budget(&budget, 10), 6);
+        assert_eq!(take_budget(&budget, 1), 0);
+    }
+}
