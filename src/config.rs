@@ -354,7 +354,11 @@ fn check_file_safety(path: &Path) -> Result<(), ConfigError> {
             message: format!(
                 "writable by {} (mode {:o}); whoever can write it decides what runs as you. \
                  Fix: chmod go-w '{}'",
-                if meta.mode() & 0o002 != 0 { "others" } else { "group" },
+                if meta.mode() & 0o002 != 0 {
+                    "others"
+                } else {
+                    "group"
+                },
                 meta.mode() & 0o7777,
                 path.display()
             ),
@@ -429,7 +433,10 @@ impl<'de> Deserialize<'de> for OneOrMany {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
                 Ok(OneOrMany(vec![v.to_owned()]))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element::<String>()? {
                     items.push(item);
@@ -461,7 +468,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let bad = || format!("invalid duration `{text}`: write a whole number and a unit, like \"500ms\", \"30s\", \"5m\" or \"1h\"");
+    let bad = || {
+        format!(
+            "invalid duration `{text}`: write a whole number and a unit, like \"500ms\", \"30s\", \"5m\" or \"1h\""
+        )
+    };
     let n: u64 = number.parse().map_err(|_| bad())?;
     let duration = match unit.trim() {
         "ms" => Duration::from_millis(n),
@@ -535,12 +546,18 @@ impl<'a> Parser<'a> {
                 "defaults" => defaults = Some(value),
                 "hook" => match value.into_inner() {
                     DeValue::Array(items) => hook_items = items.to_vec(),
-                    _ => self.problem(key.span(), None, "`hook` must be an array of tables: write [[hook]]"),
+                    _ => self.problem(
+                        key.span(),
+                        None,
+                        "`hook` must be an array of tables: write [[hook]]",
+                    ),
                 },
                 other => self.problem(
                     key.span(),
                     None,
-                    format!("unknown section `{other}`, expected one of `daemon`, `defaults`, `hook`"),
+                    format!(
+                        "unknown section `{other}`, expected one of `daemon`, `defaults`, `hook`"
+                    ),
                 ),
             }
         }
@@ -577,7 +594,12 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn socket_path(&mut self, value: Option<Spanned<String>>, default: PathBuf, what: &str) -> Option<PathBuf> {
+    fn socket_path(
+        &mut self,
+        value: Option<Spanned<String>>,
+        default: PathBuf,
+        what: &str,
+    ) -> Option<PathBuf> {
         let (path, span) = match value {
             None => (default, 0..0),
             Some(v) => {
@@ -592,14 +614,21 @@ impl<'a> Parser<'a> {
             }
         };
         if !path.is_absolute() {
-            self.problem(span, None, format!("{what} must be an absolute path, got `{}`", path.display()));
+            self.problem(
+                span,
+                None,
+                format!("{what} must be an absolute path, got `{}`", path.display()),
+            );
             return None;
         }
         if path.as_os_str().len() > MAX_SOCKET_PATH {
             self.problem(
                 span,
                 None,
-                format!("{what} `{}` is longer than the {MAX_SOCKET_PATH} bytes a socket path can hold", path.display()),
+                format!(
+                    "{what} `{}` is longer than the {MAX_SOCKET_PATH} bytes a socket path can hold",
+                    path.display()
+                ),
             );
             return None;
         }
@@ -607,7 +636,11 @@ impl<'a> Parser<'a> {
     }
 
     fn daemon(&mut self, raw: RawDaemon) -> Option<DaemonSettings> {
-        let master = self.socket_path(raw.master_socket, paths::default_master_socket(), "master_socket");
+        let master = self.socket_path(
+            raw.master_socket,
+            paths::default_master_socket(),
+            "master_socket",
+        );
         let socket = self.socket_path(raw.socket, paths::default_client_socket(), "socket");
         let max_message = match raw.max_message {
             Some(v) if *v.get_ref() < 4096 => {
@@ -617,7 +650,9 @@ impl<'a> Parser<'a> {
             Some(v) => Some(usize::try_from(*v.get_ref()).unwrap_or(usize::MAX)),
             None => Some(16 * 1024 * 1024),
         };
-        let d = |v: Option<HumanDuration>, default: u64| v.map_or(Duration::from_millis(default), |d| d.0);
+        let d = |v: Option<HumanDuration>, default: u64| {
+            v.map_or(Duration::from_millis(default), |d| d.0)
+        };
         Some(DaemonSettings {
             master_socket: master?,
             socket: socket?,
@@ -630,7 +665,12 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn positive(&mut self, value: Option<Spanned<u64>>, default: usize, what: &str) -> Option<usize> {
+    fn positive(
+        &mut self,
+        value: Option<Spanned<u64>>,
+        default: usize,
+        what: &str,
+    ) -> Option<usize> {
         match value {
             None => Some(default),
             Some(v) if *v.get_ref() == 0 => {
@@ -644,7 +684,11 @@ impl<'a> Parser<'a> {
     fn defaults(&mut self, raw: RawDefaults) -> Option<Defaults> {
         let shell = match raw.shell {
             Some(s) if s.get_ref().is_empty() => {
-                self.problem(s.span(), None, "shell must name a program, like [\"/bin/sh\", \"-c\"]");
+                self.problem(
+                    s.span(),
+                    None,
+                    "shell must name a program, like [\"/bin/sh\", \"-c\"]",
+                );
                 None
             }
             Some(s) => Some(s.into_inner()),
@@ -653,7 +697,9 @@ impl<'a> Parser<'a> {
         let max_parallel = self.positive(raw.max_parallel, 8, "max_parallel");
         let queue_limit = self.positive(raw.queue_limit, 10_000, "queue_limit");
         let env_budget = self.positive(raw.env_budget, crate::env::DEFAULT_BUDGET, "env_budget");
-        let d = |v: Option<HumanDuration>, default: u64| v.map_or(Duration::from_millis(default), |d| d.0);
+        let d = |v: Option<HumanDuration>, default: u64| {
+            v.map_or(Duration::from_millis(default), |d| d.0)
+        };
         Some(Defaults {
             shell: shell?,
             timeout: d(raw.timeout, 60_000),
@@ -704,13 +750,23 @@ impl<'a> Parser<'a> {
                 .iter()
                 .find(|(k, _)| k.get_ref() == "name")
                 .map_or(span.clone(), |(k, _)| k.span());
-            self.problem(name_span, label, "duplicate hook name: each hook needs a name of its own");
+            self.problem(
+                name_span,
+                label,
+                "duplicate hook name: each hook needs a name of its own",
+            );
         }
         // `where` is walked by hand: its keys are paths that may be written as
         // quoted strings or as TOML's own dotted keys.
-        let where_key = table.iter().find(|(k, _)| k.get_ref() == "where").map(|(k, _)| k.clone());
+        let where_key = table
+            .iter()
+            .find(|(k, _)| k.get_ref() == "where")
+            .map(|(k, _)| k.clone());
         let where_value = where_key.and_then(|k| table.remove(&k));
-        let raw = match RawHook::deserialize(ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(table)))) {
+        let raw = match RawHook::deserialize(ValueDeserializer::from(Spanned::new(
+            span.clone(),
+            DeValue::Table(table),
+        ))) {
             Ok(raw) => raw,
             Err(e) => {
                 self.toml_error(e, label, span);
@@ -736,11 +792,19 @@ impl<'a> Parser<'a> {
             }
             (None, Some(exec)) => Some(Command::Exec(exec.into_inner())),
             (Some(run), Some(_)) => {
-                self.problem(run.span(), hook_name, "give either `run` (a shell script) or `exec` (an argv), not both");
+                self.problem(
+                    run.span(),
+                    hook_name,
+                    "give either `run` (a shell script) or `exec` (an argv), not both",
+                );
                 None
             }
             (None, None) => {
-                self.problem(raw.name.span(), hook_name, "missing `run` (a shell script) or `exec` (an argv)");
+                self.problem(
+                    raw.name.span(),
+                    hook_name,
+                    "missing `run` (a shell script) or `exec` (an argv)",
+                );
                 None
             }
         };
@@ -748,7 +812,11 @@ impl<'a> Parser<'a> {
         let on_span = raw.on.span();
         let on = raw.on.into_inner().0;
         if on.is_empty() {
-            self.problem(on_span.clone(), hook_name, "`on` needs at least one event type pattern");
+            self.problem(
+                on_span.clone(),
+                hook_name,
+                "`on` needs at least one event type pattern",
+            );
             ok = false;
         }
         for pattern in &on {
@@ -849,7 +917,9 @@ impl<'a> Parser<'a> {
                     self.where_leaves(path, child, hook, out);
                 }
             }
-            _ if prefix.is_empty() => self.problem(span, hook, "`where` must be a table of paths to globs"),
+            _ if prefix.is_empty() => {
+                self.problem(span, hook, "`where` must be a table of paths to globs")
+            }
             DeValue::String(s) => out.push((prefix, vec![s.to_string()], span)),
             DeValue::Array(items) => {
                 let mut globs = Vec::new();
@@ -863,7 +933,11 @@ impl<'a> Parser<'a> {
                     }
                 }
                 if globs.is_empty() {
-                    self.problem(span, hook, format!("`where` path `{prefix}` has an empty list of globs"));
+                    self.problem(
+                        span,
+                        hook,
+                        format!("`where` path `{prefix}` has an empty list of globs"),
+                    );
                     return;
                 }
                 out.push((prefix, globs, span));
@@ -943,13 +1017,17 @@ timeout = "500ms"
             a.command,
             Command::Shell {
                 shell: vec!["/bin/bash".into(), "-c".into()],
-                script: r#"notify-send "Tracim" "$TRACIM_FIELDS_AUTHOR_PUBLIC_NAME mentioned you""#.into()
+                script: r#"notify-send "Tracim" "$TRACIM_FIELDS_AUTHOR_PUBLIC_NAME mentioned you""#
+                    .into()
             }
         );
         assert_eq!(a.timeout, Duration::from_secs(60));
         assert_eq!(a.line, 10);
         assert_eq!(b.command.argv(), ["/usr/local/bin/backup-note", "--quiet"]);
-        assert_eq!(b.env, [("BACKUP_DIR".to_string(), "/srv/notes".to_string())]);
+        assert_eq!(
+            b.env,
+            [("BACKUP_DIR".to_string(), "/srv/notes".to_string())]
+        );
         assert_eq!(b.timeout, Duration::from_millis(500));
         assert_eq!(b.mode, Mode::Parallel);
         assert_eq!(b.output, Output::Log);
@@ -960,7 +1038,10 @@ timeout = "500ms"
         let text = "[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\ntimeuot = \"1s\"\n";
         let errs = errors(text);
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].starts_with("hooks.toml:5:1: hook `a`: unknown field `timeuot`"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("hooks.toml:5:1: hook `a`: unknown field `timeuot`"),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -988,28 +1069,70 @@ run = "true"
 "#;
         let errs = errors(text);
         assert_eq!(errs.len(), 4, "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("hooks.toml:5:7: hook `both`: give either")), "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("hooks.toml:9:8: hook `neither`: missing `run`")), "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("hooks.toml:14:6: hook `badglob`:") && e.contains("a[b")), "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("hooks.toml:18:1: hook `both`: duplicate hook name")), "{errs:#?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("hooks.toml:5:7: hook `both`: give either")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("hooks.toml:9:8: hook `neither`: missing `run`")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("hooks.toml:14:6: hook `badglob`:") && e.contains("a[b")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("hooks.toml:18:1: hook `both`: duplicate hook name")),
+            "{errs:#?}"
+        );
     }
 
     #[test]
     fn bad_values_point_at_the_value() {
         let errs = errors("[defaults]\ntimeout = \"ten seconds\"\n");
-        assert!(errs[0].starts_with("hooks.toml:2:11: invalid duration `ten seconds`"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("hooks.toml:2:11: invalid duration `ten seconds`"),
+            "{errs:?}"
+        );
         let errs = errors("[defaults]\nmax_parallel = 0\n");
-        assert!(errs[0].starts_with("hooks.toml:2:16: max_parallel must be at least 1"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("hooks.toml:2:16: max_parallel must be at least 1"),
+            "{errs:?}"
+        );
         let errs = errors("[daemon]\nsocket = \"relative.sock\"\n");
-        assert!(errs[0].starts_with("hooks.toml:2:10: socket must be an absolute path"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("hooks.toml:2:10: socket must be an absolute path"),
+            "{errs:?}"
+        );
         let errs = errors("[bogus]\n");
-        assert!(errs[0].starts_with("hooks.toml:1:2: unknown section `bogus`"), "{errs:?}");
-        let errs = errors("[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nmode = \"sometimes\"\n");
-        assert!(errs[0].starts_with("hooks.toml:5:8: hook `a`: unknown variant `sometimes`"), "{errs:?}");
-        let errs = errors("[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nenv = { \"A=B\" = \"1\" }\n");
-        assert!(errs[0].starts_with("hooks.toml:5:9: hook `a`: invalid environment variable name"), "{errs:?}");
-        let errs = errors("[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nwhere = { \"fields.x\" = 3 }\n");
-        assert!(errs[0].starts_with("hooks.toml:5:24: hook `a`: `where` values must be"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("hooks.toml:1:2: unknown section `bogus`"),
+            "{errs:?}"
+        );
+        let errs =
+            errors("[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nmode = \"sometimes\"\n");
+        assert!(
+            errs[0].starts_with("hooks.toml:5:8: hook `a`: unknown variant `sometimes`"),
+            "{errs:?}"
+        );
+        let errs = errors(
+            "[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nenv = { \"A=B\" = \"1\" }\n",
+        );
+        assert!(
+            errs[0].starts_with("hooks.toml:5:9: hook `a`: invalid environment variable name"),
+            "{errs:?}"
+        );
+        let errs = errors(
+            "[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nwhere = { \"fields.x\" = 3 }\n",
+        );
+        assert!(
+            errs[0].starts_with("hooks.toml:5:24: hook `a`: `where` values must be"),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -1028,7 +1151,11 @@ run = "true"
 where = { "fields.workspace.label" = "Eng*", fields.author.username = ["!bot", "!jdoe"] }
 "#;
         let config = parse(text).unwrap();
-        let paths: Vec<&str> = config.hooks[0].conditions.iter().map(|c| c.path()).collect();
+        let paths: Vec<&str> = config.hooks[0]
+            .conditions
+            .iter()
+            .map(|c| c.path())
+            .collect();
         assert_eq!(paths, ["fields.workspace.label", "fields.author.username"]);
     }
 
@@ -1057,7 +1184,10 @@ where = { "fields.workspace.label" = "Eng*", fields.author.username = ["!bot", "
         std::fs::write(&path, EXAMPLE).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
-        assert!(err.contains("writable by group") && err.contains("chmod go-w"), "{err}");
+        assert!(
+            err.contains("writable by group") && err.contains("chmod go-w"),
+            "{err}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o646)).unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
         assert!(err.contains("writable by others"), "{err}");

@@ -117,7 +117,12 @@ pub struct EventVars {
 /// win over a flattened variable of the same name; of two flattened paths that give
 /// one name, the later wins. Then each variable over [`MAX_VARIABLE`], and every one
 /// once the total would pass `budget`, is left out and listed in `TRACIM_OMITTED`.
-pub fn event_vars(event: &Event, hook_name: &str, daemon_user_id: &str, budget: usize) -> EventVars {
+pub fn event_vars(
+    event: &Event,
+    hook_name: &str,
+    daemon_user_id: &str,
+    budget: usize,
+) -> EventVars {
     let (entity, operation, sub) = event.tlm().event_type_parts();
     let named = [
         ("TRACIM_ENTITY_TYPE", entity),
@@ -213,14 +218,28 @@ mod tests {
 
     #[test]
     fn flattening_rule_on_a_file_event() {
-        let vars = event_vars(&fixture("content.created.file.json"), "h", "1", DEFAULT_BUDGET);
+        let vars = event_vars(
+            &fixture("content.created.file.json"),
+            "h",
+            "1",
+            DEFAULT_BUDGET,
+        );
         assert_eq!(get(&vars, "TRACIM_EVENT_ID"), Some("107"));
-        assert_eq!(get(&vars, "TRACIM_EVENT_TYPE"), Some("content.created.file"));
-        assert_eq!(get(&vars, "TRACIM_CREATED"), Some("2026-11-26T10:00:00.511Z"));
+        assert_eq!(
+            get(&vars, "TRACIM_EVENT_TYPE"),
+            Some("content.created.file")
+        );
+        assert_eq!(
+            get(&vars, "TRACIM_CREATED"),
+            Some("2026-11-26T10:00:00.511Z")
+        );
         assert_eq!(get(&vars, "TRACIM_READ"), Some(""));
         assert_eq!(get(&vars, "TRACIM_FIELDS_AUTHOR_USERNAME"), Some("jdoe"));
         assert_eq!(get(&vars, "TRACIM_FIELDS_AUTHOR_IS_ACTIVE"), Some("true"));
-        assert_eq!(get(&vars, "TRACIM_FIELDS_CONTENT_LABEL"), Some("Q3 report.pdf"));
+        assert_eq!(
+            get(&vars, "TRACIM_FIELDS_CONTENT_LABEL"),
+            Some("Q3 report.pdf")
+        );
         assert_eq!(get(&vars, "TRACIM_FIELDS_CONTENT_SIZE"), Some("48213"));
         assert_eq!(get(&vars, "TRACIM_ENTITY_TYPE"), Some("content"));
         assert_eq!(get(&vars, "TRACIM_CORE_EVENT_TYPE"), Some("created"));
@@ -260,7 +279,8 @@ mod tests {
             }
             for (name, _) in &vars.vars {
                 assert!(
-                    name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                    name.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
                     "{name}"
                 );
             }
@@ -275,7 +295,13 @@ mod tests {
                         let part: String = k
                             .to_uppercase()
                             .chars()
-                            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+                            .map(|c| {
+                                if c.is_ascii_alphanumeric() || c == '_' {
+                                    c
+                                } else {
+                                    '_'
+                                }
+                            })
                             .collect();
                         walk(c, format!("{name}_{part}"), out);
                     }
@@ -299,8 +325,14 @@ mod tests {
         )
         .unwrap();
         let vars = event_vars(&event, "h", "", DEFAULT_BUDGET);
-        assert_eq!(get(&vars, "TRACIM_FIELDS_CONTENT_SUB_CONTENT_TYPES_0"), Some("file"));
-        assert_eq!(get(&vars, "TRACIM_FIELDS_CONTENT_SUB_CONTENT_TYPES_1"), Some("thread"));
+        assert_eq!(
+            get(&vars, "TRACIM_FIELDS_CONTENT_SUB_CONTENT_TYPES_0"),
+            Some("file")
+        );
+        assert_eq!(
+            get(&vars, "TRACIM_FIELDS_CONTENT_SUB_CONTENT_TYPES_1"),
+            Some("thread")
+        );
         assert_eq!(get(&vars, "TRACIM_FIELDS_CONTENT___X"), Some("1"));
         assert_eq!(get(&vars, "TRACIM_SUB_TYPE"), Some(""));
     }
@@ -314,7 +346,13 @@ mod tests {
         let vars = event_vars(&event, "mine", "", DEFAULT_BUDGET);
         assert_eq!(get(&vars, "TRACIM_HOOK_NAME"), Some("mine"));
         assert_eq!(get(&vars, "TRACIM_ENTITY_TYPE"), Some("a"));
-        assert_eq!(vars.vars.iter().filter(|(k, _)| k == "TRACIM_HOOK_NAME").count(), 1);
+        assert_eq!(
+            vars.vars
+                .iter()
+                .filter(|(k, _)| k == "TRACIM_HOOK_NAME")
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -369,8 +407,14 @@ mod tests {
 
     #[test]
     fn variable_names_of_paths() {
-        assert_eq!(variable_name("fields.author.user_id"), "TRACIM_FIELDS_AUTHOR_USER_ID");
-        assert_eq!(variable_name("fields.content.sub_content_types.0"), "TRACIM_FIELDS_CONTENT_SUB_CONTENT_TYPES_0");
+        assert_eq!(
+            variable_name("fields.author.user_id"),
+            "TRACIM_FIELDS_AUTHOR_USER_ID"
+        );
+        assert_eq!(
+            variable_name("fields.content.sub_content_types.0"),
+            "TRACIM_FIELDS_CONTENT_SUB_CONTENT_TYPES_0"
+        );
         assert!(is_valid_name("A_B"));
         assert!(!is_valid_name(""));
         assert!(!is_valid_name("A=B"));

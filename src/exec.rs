@@ -281,7 +281,9 @@ fn open_pidfd(pid: libc::pid_t) -> Option<AsyncFd<OwnedFd>> {
     }
     // SAFETY: the syscall returned a new descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    AsyncFd::new(fd).ok()
+    // SAFETY: the OwnedFd moves into the AsyncFd, which neither closes nor
+    // replaces it while registered.
+    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
 }
 
 async fn feed_stdin(mut sender: pipe::Sender, text: Arc<str>, label: Label) {
@@ -300,7 +302,12 @@ async fn feed_stdin(mut sender: pipe::Sender, text: Arc<str>, label: Label) {
 /// Logs each line of one stream, a line cut at [`MAX_LINE`] and the run's logged
 /// output capped at [`MAX_RUN_OUTPUT`]; reading goes on past the cap so the hook
 /// never blocks on a full pipe.
-async fn log_output(mut receiver: pipe::Receiver, stream: &'static str, label: Label, budget: Arc<AtomicUsize>) {
+async fn log_output(
+    mut receiver: pipe::Receiver,
+    stream: &'static str,
+    label: Label,
+    budget: Arc<AtomicUsize>,
+) {
     let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut cut = false;
     let mut buf = vec![0u8; 8192];
@@ -352,7 +359,11 @@ fn take_budget(budget: &AtomicUsize, wanted: usize) -> usize {
     let mut granted = 0;
     let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
         granted = left.min(wanted);
-        if left == 0 { None } else { Some(left - granted) }
+        if left == 0 {
+            None
+        } else {
+            Some(left - granted)
+        }
     });
     granted
 }
@@ -408,7 +419,11 @@ impl Child {
     /// Runs to the end within `limits`, or until `cancel` resolves (shutdown):
     /// SIGTERM to the group at the timeout, SIGKILL `kill_after` later; then
     /// whatever is left of the group is stopped and reaped.
-    pub async fn finish(mut self, limits: Limits, cancel: impl std::future::Future<Output = ()>) -> Outcome {
+    pub async fn finish(
+        mut self,
+        limits: Limits,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Outcome {
         let mut timed_out = false;
         let mut cancelled = false;
         let mut sigkilled = false;
@@ -433,7 +448,11 @@ impl Child {
                 self.wait().await
             }
         };
-        let grace = if sigkilled { Duration::ZERO } else { limits.kill_after };
+        let grace = if sigkilled {
+            Duration::ZERO
+        } else {
+            limits.kill_after
+        };
         stop_group(self.pid, grace).await;
         if let Some(writer) = self.stdin_writer.take() {
             writer.abort();
@@ -516,14 +535,21 @@ async fn stop_group(pgid: libc::pid_t, grace: Duration) {
             killed = true;
         }
         if start.elapsed() >= grace + GROUP_GIVE_UP {
-            warn!(pgid, "processes of a hook's group survive SIGKILL; giving up on them");
+            warn!(
+                pgid,
+                "processes of a hook's group survive SIGKILL; giving up on them"
+            );
             return;
         }
     }
 }
 
 /// Spawns and runs a spec to its end; a spawn failure is returned as such.
-pub async fn run(spec: &Spec, limits: Limits, cancel: impl std::future::Future<Output = ()>) -> Result<Outcome, SpawnError> {
+pub async fn run(
+    spec: &Spec,
+    limits: Limits,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<Outcome, SpawnError> {
     let child = spawn(spec)?;
     Ok(child.finish(limits, cancel).await)
 }
@@ -554,15 +580,39 @@ mod tests {
     #[tokio::test]
     async fn exit_codes_and_signals() {
         let never = std::future::pending::<()>;
-        let ok = run(&spec(&["true"], None, Output::Null), LIMITS, never()).await.unwrap();
+        let ok = run(&spec(&["true"], None, Output::Null), LIMITS, never())
+            .await
+            .unwrap();
         assert_eq!(ok.exit, Exit::Code(0));
         assert!(ok.success());
-        let fail = run(&spec(&["sh", "-c", "exit 3"], None, Output::Null), LIMITS, never()).await.unwrap();
+        let fail = run(
+            &spec(&["sh", "-c", "exit 3"], None, Output::Null),
+            LIMITS,
+            never(),
+        )
+        .await
+        .unwrap();
         assert_eq!(fail.exit, Exit::Code(3));
-        let killed = run(&spec(&["sh", "-c", "kill -9 $$"], None, Output::Null), LIMITS, never()).await.unwrap();
+        let killed = run(
+            &spec(&["sh", "-c", "kill -9 $$"], None, Output::Null),
+            LIMITS,
+            never(),
+        )
+        .await
+        .unwrap();
         assert_eq!(killed.exit, Exit::Signal(9));
-        let missing = run(&spec(&["/nonexistent/prog"], None, Output::Null), LIMITS, never()).await;
-        assert!(missing.unwrap_err().to_string().contains("/nonexistent/prog"));
+        let missing = run(
+            &spec(&["/nonexistent/prog"], None, Output::Null),
+            LIMITS,
+            never(),
+        )
+        .await;
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/prog")
+        );
     }
 
     #[tokio::test]
@@ -570,7 +620,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         let text = "{\"a\":\"é ✅ \\u0000\"}";
-        let s = spec(&["sh", "-c", &format!("cat > '{}'", out.display())], Some(text), Output::Null);
+        let s = spec(
+            &["sh", "-c", &format!("cat > '{}'", out.display())],
+            Some(text),
+            Output::Null,
+        );
         let outcome = run(&s, LIMITS, std::future::pending()).await.unwrap();
         assert!(outcome.success());
         assert_eq!(std::fs::read(&out).unwrap(), format!("{text}\n").as_bytes());
@@ -612,7 +666,12 @@ mod tests {
 
     #[tokio::test]
     async fn sigterm_ignored_means_sigkill_after_kill_after() {
-        let child = spawn(&spec(&["sh", "-c", "trap '' TERM; sleep 1000 & wait"], None, Output::Null)).unwrap();
+        let child = spawn(&spec(
+            &["sh", "-c", "trap '' TERM; sleep 1000 & wait"],
+            None,
+            Output::Null,
+        ))
+        .unwrap();
         let pgid = child.pid();
         let limits = Limits {
             timeout: Duration::from_millis(200),
@@ -628,7 +687,12 @@ mod tests {
 
     #[tokio::test]
     async fn leftovers_are_stopped_when_the_leader_exits() {
-        let child = spawn(&spec(&["sh", "-c", "sleep 1000 & exit 0"], None, Output::Null)).unwrap();
+        let child = spawn(&spec(
+            &["sh", "-c", "sleep 1000 & exit 0"],
+            None,
+            Output::Null,
+        ))
+        .unwrap();
         let pgid = child.pid();
         let outcome = child.finish(LIMITS, std::future::pending()).await;
         assert!(outcome.success());

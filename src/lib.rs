@@ -4,9 +4,18 @@
 //! registers with the daemon, stays registered through its restarts, and hands
 //! every message on, however large.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod env;
+pub mod exec;
+pub mod link;
+pub mod logging;
 pub mod matcher;
+pub mod notify;
 pub mod paths;
 pub mod protocol;
-pub mod exec;
+pub mod service;
+pub mod sim;
+pub mod supervisor;

@@ -199,7 +199,10 @@ impl fmt::Display for Verdict {
             Verdict::Excluded { pattern } => write!(f, "event type excluded by \"{pattern}\""),
             Verdict::Condition(c) => c.fmt(f),
             Verdict::OwnEvent { user_id } => {
-                write!(f, "skip_own: the author is the daemon's own account (user {user_id})")
+                write!(
+                    f,
+                    "skip_own: the author is the daemon's own account (user {user_id})"
+                )
             }
         }
     }
@@ -399,10 +402,7 @@ mod tests {
             "content.created.file",
             &["star", "exact", "all", "except", "only-excl"],
         );
-        check(
-            "content.created.comment",
-            &["star", "all", "only-excl"],
-        );
+        check("content.created.comment", &["star", "all", "only-excl"]);
         check(
             "content.modified.html-document",
             &["star", "class", "all", "except", "only-excl"],
@@ -439,11 +439,31 @@ mod tests {
         let config = config(&text);
         assert_eq!(
             names(&config, &fixture("mention.created"), ""),
-            ["space", "space-glob", "space-nocase", "any-of", "number", "bool", "null", "two-keys", "top-level"]
+            [
+                "space",
+                "space-glob",
+                "space-nocase",
+                "any-of",
+                "number",
+                "bool",
+                "null",
+                "two-keys",
+                "top-level"
+            ]
         );
         assert_eq!(
             names(&config, &fixture("content.created.file"), ""),
-            ["space", "space-glob", "space-nocase", "any-of", "not-missing", "pdf", "number", "bool", "null"]
+            [
+                "space",
+                "space-glob",
+                "space-nocase",
+                "any-of",
+                "not-missing",
+                "pdf",
+                "number",
+                "bool",
+                "null"
+            ]
         );
         // author is null: missing fields match nothing, and `!x` holds.
         assert_eq!(
@@ -467,7 +487,11 @@ mod tests {
         let text = [
             hook("a", "[\"content.*\", \"!content.*.comment\"]", ""),
             hook("b", "\"user.*\"", ""),
-            hook("c", "\"*\"", "where = { fields.workspace.label = \"Sales\" }"),
+            hook(
+                "c",
+                "\"*\"",
+                "where = { fields.workspace.label = \"Sales\" }",
+            ),
             hook("d", "\"*\"", "where = { fields.nope = \"x\" }"),
             hook("e", "\"*\"", "skip_own = true"),
             hook("f", "\"*\"", ""),
@@ -500,7 +524,9 @@ mod tests {
             .chain([hook("last", "\"content.*\"", "")])
             .collect();
         let config = config(&text);
-        let event = Event::from_text(r#"{"event_id":1,"event_type":"content.modified.t250","fields":{}}"#).unwrap();
+        let event =
+            Event::from_text(r#"{"event_id":1,"event_type":"content.modified.t250","fields":{}}"#)
+                .unwrap();
         assert_eq!(names(&config, &event, ""), ["h250", "last"]);
     }
 

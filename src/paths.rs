@@ -88,8 +88,14 @@ mod tests {
         assert_eq!(expand("~").unwrap(), home);
         // PATH is set in any test environment.
         let path = std::env::var("PATH").unwrap();
-        assert_eq!(expand("$PATH/a").unwrap(), PathBuf::from(format!("{path}/a")));
-        assert_eq!(expand("/${PATH}b").unwrap(), PathBuf::from(format!("/{path}b")));
+        assert_eq!(
+            expand("$PATH/a").unwrap(),
+            PathBuf::from(format!("{path}/a"))
+        );
+        assert_eq!(
+            expand("/${PATH}b").unwrap(),
+            PathBuf::from(format!("/{path}b"))
+        );
         assert_eq!(expand("/a/b$").unwrap(), PathBuf::from("/a/b$"));
         assert_eq!(expand("/a~b").unwrap(), PathBuf::from("/a~b"));
     }

@@ -164,18 +164,17 @@ impl Tlm {
                     .then_some(Lookup::Str(&self.event_type));
             }
             "created" | "read" => {
-                let value = if first == "created" { &self.created } else { &self.read };
+                let value = if first == "created" {
+                    &self.created
+                } else {
+                    &self.read
+                };
                 return parts.next().is_none().then_some(match value {
                     Some(text) => Lookup::Str(text),
                     None => Lookup::Value(&NULL),
                 });
             }
-            "fields" => {
-                let Some(key) = parts.next() else {
-                    return None;
-                };
-                self.fields.get(key)?
-            }
+            "fields" => self.fields.get(parts.next()?)?,
             other => self.extra.get(other)?,
         };
         for part in parts {
@@ -374,7 +373,10 @@ fn to_value<T: Serialize>(value: &T) -> Value {
 }
 
 fn decode_message(kind: String, data: Option<&RawValue>) -> Result<Message, DecodeError> {
-    fn parse<'a, T: Deserialize<'a>>(kind: &str, data: Option<&'a RawValue>) -> Result<T, DecodeError> {
+    fn parse<'a, T: Deserialize<'a>>(
+        kind: &str,
+        data: Option<&'a RawValue>,
+    ) -> Result<T, DecodeError> {
         let text = data.map(RawValue::get).unwrap_or("null");
         serde_json::from_str(text).map_err(|source| DecodeError::Data {
             kind: kind.to_owned(),
@@ -590,9 +592,15 @@ mod tests {
         .unwrap();
         let event = Event::from_text(text).unwrap();
         let tlm = event.tlm();
-        let text_of = |p: &str| tlm.lookup(p).and_then(|l| l.scalar_text().map(|c| c.into_owned()));
+        let text_of = |p: &str| {
+            tlm.lookup(p)
+                .and_then(|l| l.scalar_text().map(|c| c.into_owned()))
+        };
         assert_eq!(text_of("event_id").as_deref(), Some("107"));
-        assert_eq!(text_of("fields.workspace.label").as_deref(), Some("Engineering"));
+        assert_eq!(
+            text_of("fields.workspace.label").as_deref(),
+            Some("Engineering")
+        );
         assert_eq!(text_of("fields.content.size").as_deref(), Some("48213"));
         assert_eq!(text_of("fields.author.is_active").as_deref(), Some("true"));
         assert_eq!(text_of("read").as_deref(), Some(""));

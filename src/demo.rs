@@ -1,0 +1,238 @@
+//! `tracim-hooks demo`: the real runner against the simulated daemon, over real
+//! Unix sockets in a temporary directory, playing one sample event per Tracim
+//! entity type.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::commands::Failure;
+use crate::config::{self, Config};
+use crate::notify::Notifier;
+use crate::protocol::Event;
+use crate::service::{Control, Service};
+use crate::sim::{SimDaemon, SimOptions};
+
+/// The bundled samples, one per entity type (the 23 KB note among them).
+pub const SAMPLES: [(&str, &str); 18] = [
+    (
+        "user.created",
+        include_str!("../tests/fixtures/user.created.json"),
+    ),
+    (
+        "user.modified",
+        include_str!("../tests/fixtures/user.modified.json"),
+    ),
+    (
+        "workspace.created",
+        include_str!("../tests/fixtures/workspace.created.json"),
+    ),
+    (
+        "workspace_member.created",
+        include_str!("../tests/fixtures/workspace_member.created.json"),
+    ),
+    (
+        "workspace_member.modified",
+        include_str!("../tests/fixtures/workspace_member.modified.json"),
+    ),
+    (
+        "content.created.html-document",
+        include_str!("../tests/fixtures/content.created.html-document.json"),
+    ),
+    (
+        "content.modified.html-document",
+        include_str!("../tests/fixtures/content.modified.html-document.json"),
+    ),
+    (
+        "content.created.file",
+        include_str!("../tests/fixtures/content.created.file.json"),
+    ),
+    (
+        "content.deleted.folder",
+        include_str!("../tests/fixtures/content.deleted.folder.json"),
+    ),
+    (
+        "content.created.thread",
+        include_str!("../tests/fixtures/content.created.thread.json"),
+    ),
+    (
+        "content.created.comment",
+        include_str!("../tests/fixtures/content.created.comment.json"),
+    ),
+    (
+        "content.modified.todo",
+        include_str!("../tests/fixtures/content.modified.todo.json"),
+    ),
+    (
+        "mention.created",
+        include_str!("../tests/fixtures/mention.created.json"),
+    ),
+    (
+        "reaction.created",
+        include_str!("../tests/fixtures/reaction.created.json"),
+    ),
+    (
+        "workspace_subscription.created",
+        include_str!("../tests/fixtures/workspace_subscription.created.json"),
+    ),
+    (
+        "tag.created",
+        include_str!("../tests/fixtures/tag.created.json"),
+    ),
+    (
+        "content_tag.created",
+        include_str!("../tests/fixtures/content_tag.created.json"),
+    ),
+    (
+        "user_call.created",
+        include_str!("../tests/fixtures/user_call.created.json"),
+    ),
+];
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        for attempt in 0..100u32 {
+            let dir = base.join(format!(
+                "tracim-hooks-demo.{}.{attempt}",
+                std::process::id()
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(TempDir(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::other("no free temporary directory name"))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure {
+        lines: vec![format!("demo: {what}: {e}")],
+    }
+}
+
+/// Plays every sample through the simulated daemon to the runner and its hooks
+/// (`config`, or the bundled example), prints what ran, and returns once every
+/// event was delivered and every hook finished.
+pub async fn demo(config: Option<Config>) -> Result<(), Failure> {
+    let dir = TempDir::new().map_err(|e| fail("cannot create a temporary directory", e))?;
+    let master = dir.path().join("master.sock");
+    let socket = dir.path().join("tracim-hooks.sock");
+    let mut config = match config {
+        Some(config) => config,
+        None => Config::parse(Path::new("(bundled example config)"), config::EXAMPLE)?,
+    };
+    config.daemon.master_socket = master.clone();
+    config.daemon.socket = socket.clone();
+    let config_path = config.path.clone();
+
+    let sim = SimDaemon::start(&master, SimOptions::default())
+        .await
+        .map_err(|e| fail("cannot start the simulated daemon", e))?;
+    let service = Service::start(config_path, config, Notifier::disabled())
+        .await
+        .map_err(|e| fail("cannot start the runner", e))?;
+    let handle = service.handle();
+    let mut reports = handle.supervisor.reports();
+    let (controls, rx) = mpsc::unbounded_channel();
+    let running = tokio::spawn(service.run(rx));
+
+    if !sim.wait_for_client(&socket, Duration::from_secs(10)).await {
+        return Err(fail("the runner did not register", "timed out after 10 s"));
+    }
+    println!(
+        "tracim-hooks demo: simulated TracimDaemon at {}",
+        master.display()
+    );
+    println!(
+        "playing {} sample events, one per Tracim entity type\n",
+        SAMPLES.len()
+    );
+
+    for (_, text) in SAMPLES {
+        let delivered = sim.send_event(text).await;
+        if delivered.ok != 1 {
+            return Err(fail("an event was not delivered", format!("{delivered:?}")));
+        }
+    }
+    // Every event in, and every run out.
+    let settle = async {
+        while handle.events_received() < SAMPLES.len() as u64 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handle.supervisor.wait_idle().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(120), settle)
+        .await
+        .is_err()
+    {
+        return Err(fail("hooks did not finish", "timed out after 120 s"));
+    }
+    let _ = controls.send(Control::Shutdown);
+    let _ = running.await;
+
+    let mut runs = Vec::new();
+    while let Ok(report) = reports.try_recv() {
+        runs.push(report);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out);
+    let mut failed = 0;
+    for (event_type, text) in SAMPLES {
+        let id = Event::from_text(text).map(|e| e.id()).unwrap_or_default();
+        let ran: Vec<String> = runs
+            .iter()
+            .filter(|r| r.event_id == id)
+            .map(|r| match &r.result {
+                Ok(o) if o.success() => format!("{} ok", r.hook),
+                Ok(o) => {
+                    failed += 1;
+                    format!("{} FAILED ({})", r.hook, o.exit)
+                }
+                Err(e) => {
+                    failed += 1;
+                    format!("{} FAILED ({e})", r.hook)
+                }
+            })
+            .collect();
+        let ran = if ran.is_empty() {
+            "no hook".to_owned()
+        } else {
+            ran.join(", ")
+        };
+        let _ = writeln!(out, "  event {id:>3} {event_type:<32} {ran}");
+    }
+    let _ = writeln!(
+        out,
+        "\n{} events delivered, {} hook runs, {failed} failed",
+        SAMPLES.len(),
+        runs.len()
+    );
+    if failed > 0 {
+        return Err(Failure {
+            lines: vec![format!("demo: {failed} hook runs failed")],
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,723 @@
+//! A TracimDaemon client: its own socket, registration, keep-alive, every message
+//! received whole, registration again after daemon restarts, and a clean leave.
+//!
+//! This is the Rust SDK for writing TracimDaemon clients; the hook runner uses
+//! nothing else. Unlike the upstream Go and Python SDKs it reads each message to
+//! EOF (events over 4 KiB are normal: note bodies travel in them) and notices when
+//! the daemon restarted and forgot it.
+//!
+//! ```no_run
+//! use tracim_hooks::link::{Client, ClientConfig};
+//! use tracim_hooks::protocol::Message;
+//!
+//! # async fn example() -> Result<(), tracim_hooks::link::LinkError> {
+//! let config = ClientConfig::new(
+//!     "/home/me/.config/TracimDaemon/master.sock",
+//!     "/run/user/1000/my-client.sock",
+//! );
+//! let (client, mut incoming) = Client::start(config).await?;
+//! while let Some(delivery) = incoming.recv().await {
+//!     if let Message::TracimEvent(event) = delivery.envelope.message {
+//!         println!("{} {}", event.id(), event.event_type());
+//!     }
+//! }
+//! client.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::DaemonSettings;
+use crate::protocol::{AccountInfo, ClientInfo, DecodeError, Envelope, MAX_TO_DAEMON, Message};
+
+/// How a [`Client`] reaches the daemon and how patient it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// The daemon's master socket.
+    pub master_socket: PathBuf,
+    /// This client's own socket (absolute: the daemon answers there).
+    pub socket: PathBuf,
+    /// Largest message accepted on one connection.
+    pub max_message: usize,
+    /// How long one connection may take to deliver its message.
+    pub read_timeout: Duration,
+    /// Register again when no ping came for this long (the daemon pings every 30 s).
+    pub ping_timeout: Duration,
+    /// How often to ask the daemon whether it still lists this client.
+    pub check_interval: Duration,
+    /// How often to look whether the master socket was replaced.
+    pub watch_interval: Duration,
+    /// Longest wait between two registration attempts.
+    pub retry_max: Duration,
+    /// Connections read at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl ClientConfig {
+    /// The defaults for a master and a client socket.
+    pub fn new(master_socket: impl Into<PathBuf>, socket: impl Into<PathBuf>) -> Self {
+        ClientConfig {
+            master_socket: master_socket.into(),
+            socket: socket.into(),
+            max_message: 16 * 1024 * 1024,
+            read_timeout: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(75),
+            check_interval: Duration::from_secs(60),
+            watch_interval: Duration::from_secs(1),
+            retry_max: Duration::from_secs(5),
+            max_connections: 512,
+        }
+    }
+}
+
+impl From<&DaemonSettings> for ClientConfig {
+    fn from(d: &DaemonSettings) -> Self {
+        ClientConfig {
+            master_socket: d.master_socket.clone(),
+            socket: d.socket.clone(),
+            max_message: d.max_message,
+            read_timeout: d.read_timeout,
+            ping_timeout: d.ping_timeout,
+            check_interval: d.check_interval,
+            watch_interval: d.watch_interval,
+            retry_max: d.retry_max,
+            ..ClientConfig::new(&d.master_socket, &d.socket)
+        }
+    }
+}
+
+/// Whether the client is registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Trying to reach the daemon at this master socket.
+    Waiting {
+        /// The master socket.
+        master: PathBuf,
+    },
+    /// Registered with the daemon at this master socket.
+    Registered {
+        /// The master socket.
+        master: PathBuf,
+    },
+    /// Shut down.
+    Stopped,
+}
+
+/// Fatal errors of a client.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Another process answers on the socket.
+    #[error("another instance is running: something answers on {}", .0.display())]
+    AlreadyRunning(PathBuf),
+    /// The socket path is taken by something that is not a socket.
+    #[error("{} exists and is not a socket; remove it or choose another `socket`", .0.display())]
+    NotASocket(PathBuf),
+    /// The socket path is not absolute.
+    #[error("the client socket must be an absolute path: {}", .0.display())]
+    RelativePath(PathBuf),
+    /// Creating the socket failed.
+    #[error("cannot listen on {}: {source}", path.display())]
+    Bind {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Sending to the daemon failed.
+    #[error("cannot send to the daemon at {}: {source}", path.display())]
+    Send {
+        /// The master socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// No answer came in time.
+    #[error("the daemon did not answer {0} in time")]
+    NoAnswer(&'static str),
+}
+
+/// One message received, with the time it was read.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The message.
+    pub envelope: Envelope,
+    /// When its connection was read to the end.
+    pub received: Instant,
+}
+
+/// The messages the client receives, in the order their reads finished.
+/// Pings are answered by the client itself; they are passed on too.
+#[derive(Debug)]
+pub struct Incoming {
+    rx: mpsc::UnboundedReceiver<Delivery>,
+}
+
+impl Incoming {
+    /// The next message; `None` once the client has shut down.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+}
+
+#[derive(Default)]
+struct Waiters {
+    clients: Vec<oneshot::Sender<Vec<ClientInfo>>>,
+    account: Vec<oneshot::Sender<AccountInfo>>,
+}
+
+struct Shared {
+    config: ClientConfig,
+    self_path: String,
+    pid: String,
+    user_id: watch::Sender<Option<String>>,
+    state: watch::Sender<LinkState>,
+    last_ping: Mutex<Instant>,
+    /// Bumped at each `daemon_account_info`, so the registrar can wait for the next one.
+    account_infos: watch::Sender<u64>,
+    /// Set when the daemon lists clients without this one.
+    forgotten: tokio::sync::Notify,
+    waiters: Mutex<Waiters>,
+    tx: mpsc::UnboundedSender<Delivery>,
+    complaints: RateLimiter,
+}
+
+/// A registered (or registering) TracimDaemon client. Dropping it stops its tasks
+/// without unregistering; [`Client::shutdown`] leaves cleanly.
+pub struct Client {
+    shared: Arc<Shared>,
+    acceptor: JoinHandle<()>,
+    registrar: JoinHandle<()>,
+    inode: (u64, u64),
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("socket", &self.shared.self_path)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Binds the client's socket (mode 0600), then starts accepting and
+    /// registering in the background. Fails only if the socket cannot be had;
+    /// a daemon that is not there yet is waited for.
+    pub async fn start(config: ClientConfig) -> Result<(Client, Incoming), LinkError> {
+        if !config.socket.is_absolute() {
+            return Err(LinkError::RelativePath(config.socket.clone()));
+        }
+        let listener = bind(&config.socket)?;
+        let inode = std::fs::metadata(&config.socket)
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap_or_default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            self_path: config.socket.to_string_lossy().into_owned(),
+            pid: std::process::id().to_string(),
+            user_id: watch::channel(None).0,
+            state: watch::channel(LinkState::Waiting {
+                master: config.master_socket.clone(),
+            })
+            .0,
+            last_ping: Mutex::new(Instant::now()),
+            account_infos: watch::channel(0).0,
+            forgotten: tokio::sync::Notify::new(),
+            waiters: Mutex::new(Waiters::default()),
+            tx,
+            complaints: RateLimiter::new(Duration::from_secs(10), 5),
+            config,
+        });
+        let acceptor = tokio::spawn(accept_loop(listener, shared.clone()));
+        let registrar = tokio::spawn(register_loop(shared.clone()));
+        Ok((
+            Client {
+                shared,
+                acceptor,
+                registrar,
+                inode,
+            },
+            Incoming { rx },
+        ))
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.shared.config
+    }
+
+    /// Registered or not, as a watch.
+    pub fn state(&self) -> watch::Receiver<LinkState> {
+        self.shared.state.subscribe()
+    }
+
+    /// The daemon's account (`daemon_account_info`), once it has said.
+    pub fn user_id(&self) -> Option<String> {
+        self.shared.user_id.borrow().clone()
+    }
+
+    /// Sends any message to the daemon, this client's socket as the sender.
+    pub async fn send(&self, message: Message) -> Result<(), LinkError> {
+        send_to_daemon(&self.shared, message).await
+    }
+
+    /// Pings the daemon (it answers `daemon_pong`, which arrives on [`Incoming`]).
+    pub async fn ping(&self) -> Result<(), LinkError> {
+        self.send(Message::Ping).await
+    }
+
+    /// Asks the daemon which clients it has.
+    pub async fn clients(&self, timeout: Duration) -> Result<Vec<ClientInfo>, LinkError> {
+        ask_clients(&self.shared, timeout).await
+    }
+
+    /// Asks the daemon which account it uses.
+    pub async fn account_info(&self, timeout: Duration) -> Result<AccountInfo, LinkError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.shared.waiters).account.push(tx);
+        self.send(Message::GetAccountInfo).await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(info)) => Ok(info),
+            _ => Err(LinkError::NoAnswer("daemon_get_account_info")),
+        }
+    }
+
+    /// Leaves: stops registering, tells the daemon (`daemon_client_delete`),
+    /// stops accepting, and removes the socket.
+    pub async fn shutdown(self) {
+        self.registrar.abort();
+        let info = ClientInfo {
+            path: self.shared.self_path.clone(),
+            pid: self.shared.pid.clone(),
+        };
+        match send_to_daemon(&self.shared, Message::ClientDelete(info)).await {
+            Ok(()) => {
+                info!(master = %self.shared.config.master_socket.display(), "unregistered from TracimDaemon")
+            }
+            Err(e) => debug!("could not unregister: {e}"),
+        }
+        self.acceptor.abort();
+        let _ = (&mut { self.acceptor }).await;
+        remove_own_socket(&self.shared.config.socket, self.inode);
+        self.shared.state.send_replace(LinkState::Stopped);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes the socket only if it is still ours: a newer instance may have taken
+/// the path since.
+fn remove_own_socket(path: &Path, inode: (u64, u64)) {
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && (meta.dev(), meta.ino()) == inode
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Creates the listening socket with mode 0600 and no moment when it is wider:
+/// it is bound inside a fresh 0700 directory, narrowed, then renamed into place.
+fn bind(path: &Path) -> Result<UnixListener, LinkError> {
+    let bind_error = |source| LinkError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(LinkError::AlreadyRunning(path.to_path_buf()));
+            }
+            debug!(path = %path.display(), "removing a stale socket");
+            std::fs::remove_file(path).map_err(bind_error)?;
+        }
+        Ok(_) => return Err(LinkError::NotASocket(path.to_path_buf())),
+        Err(_) => {}
+    }
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    if !parent.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(bind_error)?;
+    }
+    static BINDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let staging = parent.join(format!(
+        ".tracim-hooks-bind.{}.{}",
+        std::process::id(),
+        BINDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(bind_error)?;
+    let result = (|| {
+        let temp = staging.join("s");
+        let listener = listen(&temp, 4096)?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&temp, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    let listener = result.map_err(bind_error)?;
+    UnixListener::from_std(listener).map_err(bind_error)
+}
+
+/// socket + bind + listen with our own backlog: the daemon's connect fails (and
+/// the message is lost) when the backlog is full.
+fn listen(path: &Path, backlog: i32) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: plain socket syscalls on a descriptor we own; errors are checked.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let listener = std::os::unix::net::UnixListener::from_raw_fd(fd);
+        let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+        if libc::bind(fd, (&raw const addr).cast(), len as libc::socklen_t) != 0
+            || libc::listen(fd, backlog) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(listener)
+    }
+}
+
+/// Accepts at once and reads each connection in a task of its own, so a slow or
+/// silent peer never delays the next one, and the daemon (which delivers to all
+/// clients serially) never waits on us.
+async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                shared.complaints.warn("accept failed", &e.to_string());
+                // EMFILE and the like: give the system a moment instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let peer = stream.peer_cred().map(|c| (c.uid(), c.pid()));
+        match peer {
+            Ok((uid, _)) if uid == me || uid == 0 => {}
+            Ok((uid, pid)) => {
+                shared.complaints.warn(
+                    "connection refused: not this user",
+                    &format!(
+                        "uid {uid}, pid {}",
+                        pid.map_or("?".into(), |p| p.to_string())
+                    ),
+                );
+                continue;
+            }
+            Err(e) => {
+                shared
+                    .complaints
+                    .warn("connection refused: no peer credentials", &e.to_string());
+                continue;
+            }
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            read_one(stream, &shared).await;
+        });
+    }
+}
+
+async fn read_one(mut stream: UnixStream, shared: &Shared) {
+    let limit = shared.config.max_message;
+    let read = async {
+        let mut buf = Vec::with_capacity(4096);
+        let mut taken = (&mut stream).take(limit as u64 + 1);
+        taken.read_to_end(&mut buf).await.map(|_| buf)
+    };
+    let bytes = match tokio::time::timeout(shared.config.read_timeout, read).await {
+        Err(_) => {
+            shared
+                .complaints
+                .warn("connection timed out before its message ended", "");
+            return;
+        }
+        Ok(Err(e)) => {
+            shared
+                .complaints
+                .warn("connection read failed", &e.to_string());
+            return;
+        }
+        Ok(Ok(bytes)) if bytes.len() > limit => {
+            shared.complaints.warn(
+                "message over max_message dropped",
+                &format!("more than {limit} bytes"),
+            );
+            return;
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    let received = Instant::now();
+    drop(stream);
+    match Envelope::decode(&bytes) {
+        Ok(envelope) => {
+            handle(shared, &envelope);
+            let _ = shared.tx.send(Delivery { envelope, received });
+        }
+        Err(e) => complain_decode(shared, &e, bytes.len()),
+    }
+}
+
+fn complain_decode(shared: &Shared, error: &DecodeError, len: usize) {
+    shared
+        .complaints
+        .warn(error.category(), &format!("{error} ({len} bytes)"));
+}
+
+/// What the client itself does with a message, before passing it on.
+fn handle(shared: &Shared, envelope: &Envelope) {
+    match &envelope.message {
+        Message::Ping => {
+            *lock(&shared.last_ping) = Instant::now();
+            let master = shared.config.master_socket.clone();
+            let pong = Envelope::new(shared.self_path.clone(), Message::Pong).encode();
+            // Answered from its own task: keep-alive waits behind nothing.
+            tokio::spawn(async move {
+                if let Err(e) = send_bytes(&master, &pong).await {
+                    debug!("pong not delivered: {e}");
+                }
+            });
+        }
+        Message::AccountInfo(info) => {
+            shared.user_id.send_replace(Some(info.user_id.clone()));
+            shared.account_infos.send_modify(|n| *n += 1);
+            for waiter in lock(&shared.waiters).account.drain(..) {
+                let _ = waiter.send(info.clone());
+            }
+        }
+        Message::Clients(list) => {
+            let waiters: Vec<_> = lock(&shared.waiters).clients.drain(..).collect();
+            for waiter in waiters {
+                let _ = waiter.send(list.clone());
+            }
+        }
+        Message::ClientDeleted(info) if info.path == shared.self_path => {
+            shared.forgotten.notify_one();
+        }
+        _ => debug!(kind = envelope.message.kind(), "message received"),
+    }
+}
+
+async fn ask_clients(shared: &Shared, timeout: Duration) -> Result<Vec<ClientInfo>, LinkError> {
+    let (tx, rx) = oneshot::channel();
+    lock(&shared.waiters).clients.push(tx);
+    send_to_daemon(shared, Message::GetClients).await?;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(list)) => Ok(list),
+        _ => Err(LinkError::NoAnswer("daemon_get_clients")),
+    }
+}
+
+async fn send_to_daemon(shared: &Shared, message: Message) -> Result<(), LinkError> {
+    let bytes = Envelope::new(shared.self_path.clone(), message).encode();
+    let master = &shared.config.master_socket;
+    send_bytes(master, &bytes)
+        .await
+        .map_err(|source| LinkError::Send {
+            path: master.clone(),
+            source,
+        })
+}
+
+/// One message, one connection, one write: the daemon reads a single `read()` of
+/// 4096 bytes, so the message must be smaller than that.
+pub async fn send_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if bytes.len() > MAX_TO_DAEMON {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "message of {} bytes: the daemon reads at most {MAX_TO_DAEMON}",
+                bytes.len()
+            ),
+        ));
+    }
+    tokio::time::timeout(Duration::from_secs(2), async {
+        let mut stream = UnixStream::connect(path).await?;
+        stream.write_all(bytes).await?;
+        stream.shutdown().await
+    })
+    .await
+    .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out")))
+}
+
+fn master_identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Registers, and registers again whenever the daemon may have forgotten us: a
+/// new master socket (restart), pings that stopped, or a client list without us.
+async fn register_loop(shared: Arc<Shared>) {
+    let config = shared.config.clone();
+    let master = config.master_socket.clone();
+    let mut backoff = Duration::from_millis(100);
+    let mut said_waiting = false;
+    loop {
+        // --- not registered: try, and wait between tries
+        let identity = master_identity(&master);
+        let seen = *shared.account_infos.borrow();
+        let info = ClientInfo {
+            path: shared.self_path.clone(),
+            pid: shared.pid.clone(),
+        };
+        if let Err(e) = send_to_daemon(&shared, Message::ClientAdd(info)).await {
+            if !said_waiting {
+                info!(master = %master.display(), "waiting for TracimDaemon ({e})");
+                said_waiting = true;
+            }
+            shared.state.send_replace(LinkState::Waiting {
+                master: master.clone(),
+            });
+            // Wake early when the master socket appears or changes.
+            let deadline = Instant::now() + backoff;
+            while Instant::now() < deadline {
+                tokio::time::sleep(config.watch_interval.min(deadline - Instant::now())).await;
+                if master_identity(&master) != identity {
+                    break;
+                }
+            }
+            backoff = (backoff * 2).min(config.retry_max);
+            continue;
+        }
+        // The daemon answers a registration with its account info.
+        let mut infos = shared.account_infos.subscribe();
+        let answered = tokio::time::timeout(Duration::from_secs(2), infos.wait_for(|n| *n != seen))
+            .await
+            .is_ok();
+        if !answered {
+            debug!("no daemon_account_info after registering");
+        }
+        said_waiting = false;
+        backoff = Duration::from_millis(100);
+        *lock(&shared.last_ping) = Instant::now();
+        info!(
+            master = %master.display(),
+            socket = %shared.self_path,
+            user_id = shared.user_id.borrow().as_deref().unwrap_or("?"),
+            "registered with TracimDaemon"
+        );
+        shared.state.send_replace(LinkState::Registered {
+            master: master.clone(),
+        });
+
+        // --- registered: watch for any sign the daemon forgot us
+        let reason = watch_registration(&shared, identity).await;
+        info!(master = %master.display(), "registering again: {reason}");
+    }
+}
+
+async fn watch_registration(shared: &Shared, identity: Option<(u64, u64)>) -> &'static str {
+    let config = &shared.config;
+    let mut watch = tokio::time::interval(config.watch_interval);
+    let mut check = tokio::time::interval(config.check_interval);
+    check.reset();
+    loop {
+        tokio::select! {
+            _ = watch.tick() => {
+                if master_identity(&config.master_socket) != identity {
+                    return "the daemon's master socket was replaced (daemon restart)";
+                }
+                if lock(&shared.last_ping).elapsed() > config.ping_timeout {
+                    return "no ping from the daemon within ping_timeout";
+                }
+            }
+            _ = check.tick() => {
+                match ask_clients(shared, config.read_timeout).await {
+                    Ok(list) if list.iter().any(|c| c.path == shared.self_path) => {}
+                    Ok(_) => return "the daemon no longer lists this client",
+                    Err(e) => {
+                        debug!("client check: {e}");
+                        if matches!(e, LinkError::Send { .. }) {
+                            return "the daemon cannot be reached";
+                        }
+                    }
+                }
+            }
+            () = shared.forgotten.notified() => {
+                return "the daemon announced this client deleted";
+            }
+        }
+    }
+}
+
+/// Logs a kind of complaint at most `burst` times per `window`, then says how many
+/// were left out, so a flood of bad input cannot flood the journal.
+struct RateLimiter {
+    window: Duration,
+    burst: u32,
+    seen: Mutex<HashMap<&'static str, (Instant, u32, u64)>>,
+}
+
+impl RateLimiter {
+    fn new(window: Duration, burst: u32) -> Self {
+        RateLimiter {
+            window,
+            burst,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn warn(&self, what: &'static str, detail: &str) {
+        let mut seen = lock(&self.seen);
+        let now = Instant::now();
+        let entry = seen.entry(what).or_insert((now, 0, 0));
+        if now.duration_since(entry.0) > self.window {
+            if entry.2 > 0 {
+                warn!(suppressed = entry.2, "{what}: {} more not logged", entry.2);
+            }
+            *entry = (now, 0, 0);
+        }
+        if entry.1 < self.burst {
+            entry.1 += 1;
+            warn!("{what}: {detail}");
+        } else {
+            entry.2 += 1;
+        }
+    }
+}

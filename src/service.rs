@@ -1,0 +1,256 @@
+//! The long-running runner: the daemon link feeding the supervisor, with reload,
+//! readiness notifications and a clean stop.
+//!
+//! [`Service::run`] takes its controls (reload, shutdown) as a channel, so that
+//! `main` maps signals onto it and `demo` and the tests drive it directly.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{Config, ConfigError};
+use crate::link::{Client, ClientConfig, Delivery, Incoming, LinkError, LinkState};
+use crate::notify::Notifier;
+use crate::protocol::{Event, Message};
+use crate::supervisor::{Settings, Supervisor};
+
+/// What the runner can be told while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Read the config file again (SIGHUP).
+    Reload,
+    /// Leave the daemon, finish the running hooks, exit (SIGTERM, SIGINT).
+    Shutdown,
+}
+
+/// Fatal errors of the runner.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The config could not be loaded at start.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The link could not be set up.
+    #[error("{0}")]
+    Link(#[from] LinkError),
+}
+
+/// What others may watch while the runner runs.
+#[derive(Clone)]
+pub struct Handle {
+    /// The supervisor of the hook runs.
+    pub supervisor: Supervisor,
+    events: Arc<AtomicU64>,
+}
+
+impl Handle {
+    /// Tracim events received so far.
+    pub fn events_received(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+}
+
+/// A started runner: its socket is listening and registration has begun.
+pub struct Service {
+    config_path: PathBuf,
+    config: Arc<Config>,
+    client: Client,
+    deliveries: mpsc::UnboundedReceiver<Delivery>,
+    deliveries_tx: mpsc::UnboundedSender<Delivery>,
+    handle: Handle,
+    notifier: Notifier,
+}
+
+/// Moves one client's messages into the service's single stream, so a client
+/// replaced on reload still hands over what it already received.
+fn forward(mut incoming: Incoming, tx: mpsc::UnboundedSender<Delivery>) {
+    tokio::spawn(async move {
+        while let Some(delivery) = incoming.recv().await {
+            if tx.send(delivery).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+impl Service {
+    /// Binds the socket and starts registering, with `config` loaded from `config_path`.
+    pub async fn start(
+        config_path: PathBuf,
+        config: Config,
+        notifier: Notifier,
+    ) -> Result<Service, ServiceError> {
+        let supervisor = Supervisor::new(Settings::from(&config.defaults));
+        let (client, incoming) = Client::start(ClientConfig::from(&config.daemon)).await?;
+        let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
+        forward(incoming, deliveries_tx.clone());
+        Ok(Service {
+            config_path,
+            config: Arc::new(config),
+            client,
+            deliveries,
+            deliveries_tx,
+            handle: Handle {
+                supervisor,
+                events: Arc::new(AtomicU64::new(0)),
+            },
+            notifier,
+        })
+    }
+
+    /// For watching the runner from outside.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    fn status_line(&self, state: &LinkState) -> String {
+        let hooks = self.config.hooks.len();
+        match state {
+            LinkState::Registered { master } => {
+                format!("registered with {}, {hooks} hooks", master.display())
+            }
+            LinkState::Waiting { master } => {
+                format!(
+                    "waiting for TracimDaemon at {}, {hooks} hooks",
+                    master.display()
+                )
+            }
+            LinkState::Stopped => "stopped".into(),
+        }
+    }
+
+    /// Runs until [`Control::Shutdown`] (or until `controls` closes).
+    pub async fn run(mut self, mut controls: mpsc::UnboundedReceiver<Control>) {
+        let mut state = self.client.state();
+        let status = self.status_line(&state.borrow_and_update());
+        self.notifier.ready(&status);
+        info!(hooks = self.config.hooks.len(), config = %self.config_path.display(), socket = %self.config.daemon.socket.display(), "tracim-hooks running");
+        let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
+        loop {
+            tokio::select! {
+                Some(delivery) = self.deliveries.recv() => self.deliver(delivery),
+                control = controls.recv() => match control {
+                    Some(Control::Reload) => self.reload().await,
+                    Some(Control::Shutdown) | None => break,
+                },
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        state = self.client.state();
+                    }
+                    let line = self.status_line(&state.borrow_and_update());
+                    self.notifier.status(&line);
+                }
+                _ = async {
+                    match watchdog.as_mut() {
+                        Some(interval) => interval.tick().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.notifier.notify("WATCHDOG=1");
+                }
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Hands an event to the hooks that take it. Non-event messages end here.
+    fn deliver(&self, delivery: Delivery) {
+        let Message::TracimEvent(event) = delivery.envelope.message else {
+            debug!(kind = delivery.envelope.message.kind(), "not an event");
+            return;
+        };
+        self.handle.events.fetch_add(1, Ordering::Relaxed);
+        dispatch(
+            &self.config,
+            &self.handle.supervisor,
+            &self.client,
+            event,
+            delivery.received,
+        );
+    }
+
+    async fn reload(&mut self) {
+        self.notifier.reloading();
+        info!(config = %self.config_path.display(), "reloading");
+        match Config::load(&self.config_path) {
+            Err(e) => {
+                for line in e.lines() {
+                    error!("reload refused, keeping the running hooks: {line}");
+                }
+            }
+            Ok(config) => {
+                if config.daemon.socket != self.config.daemon.socket
+                    || config.daemon.master_socket != self.config.daemon.master_socket
+                {
+                    match Client::start(ClientConfig::from(&config.daemon)).await {
+                        Ok((client, incoming)) => {
+                            forward(incoming, self.deliveries_tx.clone());
+                            let old = std::mem::replace(&mut self.client, client);
+                            old.shutdown().await;
+                        }
+                        Err(e) => {
+                            error!("reload refused, keeping the running hooks: {e}");
+                            self.notifier
+                                .ready(&self.status_line(&self.client.state().borrow()));
+                            return;
+                        }
+                    }
+                }
+                self.handle
+                    .supervisor
+                    .configure(Settings::from(&config.defaults));
+                info!(hooks = config.hooks.len(), "configuration reloaded");
+                self.config = Arc::new(config);
+            }
+        }
+        let line = self.status_line(&self.client.state().borrow());
+        self.notifier.ready(&line);
+    }
+
+    async fn stop(mut self) {
+        self.notifier.stopping();
+        info!("stopping");
+        self.client.shutdown().await;
+        // What arrived before the stop is handed on, so that each such run is
+        // accounted for (run, or logged as never started), not silently lost.
+        drop(self.deliveries_tx);
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            let Message::TracimEvent(event) = delivery.envelope.message else {
+                continue;
+            };
+            for hook in self.config.matcher.select(&event, "") {
+                warn!(hook = %hook.name, event_id = event.id(), "run never started: shutting down");
+            }
+        }
+        self.handle
+            .supervisor
+            .shutdown(self.config.defaults.shutdown_grace)
+            .await;
+        info!("stopped");
+    }
+}
+
+/// Submits one run per matching hook, in file order.
+fn dispatch(
+    config: &Config,
+    supervisor: &Supervisor,
+    client: &Client,
+    event: Event,
+    arrived: Instant,
+) {
+    let user_id: Arc<str> = client.user_id().unwrap_or_default().into();
+    let hooks = config.matcher.select(&event, &user_id);
+    debug!(
+        event_id = event.id(),
+        event_type = event.event_type(),
+        hooks = hooks.len(),
+        "event received"
+    );
+    for hook in hooks {
+        // A refusal is logged and counted by the supervisor.
+        let _ = supervisor.submit_at(hook, event.clone(), user_id.clone(), arrived);
+    }
+}
