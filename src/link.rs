@@ -587,8 +587,12 @@ pub async fn send_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out")))
 }
 
-fn master_identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// What tells one master socket from its successor. The inode number alone does
+/// not: tmpfs hands a freed one out again at once, so the change time counts too.
+fn master_identity(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 /// Registers, and registers again whenever the daemon may have forgotten us: a
@@ -652,7 +656,10 @@ async fn register_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn watch_registration(shared: &Shared, identity: Option<(u64, u64)>) -> &'static str {
+async fn watch_registration(
+    shared: &Shared,
+    identity: Option<(u64, u64, i64, i64)>,
+) -> &'static str {
     let config = &shared.config;
     let mut watch = tokio::time::interval(config.watch_interval);
     let mut check = tokio::time::interval(config.check_interval);

@@ -55,7 +55,7 @@ struct Inner {
     /// Held for every outgoing delivery: the real daemon delivers serially.
     delivery: tokio::sync::Mutex<()>,
     /// Every message received, raw, in order.
-    received: Mutex<Vec<Vec<u8>>>,
+    received: Mutex<Vec<Received>>,
     changed: Notify,
     pinging: Mutex<bool>,
 }
@@ -64,6 +64,15 @@ struct Inner {
 pub struct SimDaemon {
     inner: Arc<Inner>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A message as the simulated daemon read it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// When its read completed.
+    pub at: std::time::Instant,
+    /// The bytes of its single read.
+    pub bytes: Vec<u8>,
 }
 
 /// What one broadcast achieved.
@@ -155,16 +164,16 @@ impl SimDaemon {
     }
 
     /// Every message received so far, raw.
-    pub fn received(&self) -> Vec<Vec<u8>> {
+    pub fn received(&self) -> Vec<Received> {
         lock(&self.inner.received).clone()
     }
 
-    /// Received messages of one type, decoded.
-    pub fn received_of(&self, kind: &str) -> Vec<Envelope> {
+    /// Received messages of one type, decoded, with their arrival times.
+    pub fn received_of(&self, kind: &str) -> Vec<(std::time::Instant, Envelope)> {
         self.received()
             .iter()
-            .filter_map(|raw| Envelope::decode(raw).ok())
-            .filter(|e| e.message.kind() == kind)
+            .filter_map(|r| Envelope::decode(&r.bytes).ok().map(|e| (r.at, e)))
+            .filter(|(_, e)| e.message.kind() == kind)
             .collect()
     }
 
@@ -273,7 +282,10 @@ async fn handle_connection(mut stream: UnixStream, inner: Arc<Inner>) {
     };
     drop(stream);
     buf.truncate(n);
-    lock(&inner.received).push(buf.clone());
+    lock(&inner.received).push(Received {
+        at: std::time::Instant::now(),
+        bytes: buf.clone(),
+    });
     let answer = match Envelope::decode(&buf) {
         Ok(envelope) => respond(&inner, envelope),
         Err(e) => {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{Defaults, Hook, Mode};
 use crate::exec::{self, Limits, Outcome};
@@ -293,6 +293,9 @@ impl Supervisor {
             &self.inner.inherited_env,
         );
         let child = exec::spawn(&spec);
+        if let Ok(child) = &child {
+            debug!(hook = %job.hook.name, event_id = job.event.id(), pid = child.pid(), attempt = job.attempt + 1, "run started");
+        }
         self.inner.counters.started.fetch_add(1, Ordering::Relaxed);
         if let Some(samples) = lock_plain(&self.inner.spawn_latency).as_mut() {
             samples.push(job.arrived.elapsed());
