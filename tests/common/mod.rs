@@ -88,9 +88,13 @@ impl Place {
         self.write_raw_config(&text)
     }
 
+    /// Replaces hooks.toml at once (write aside, rename), as editors save, so
+    /// that a reload never reads a half-written file.
     pub fn write_raw_config(&self, text: &str) -> PathBuf {
         let path = self.config_path();
-        std::fs::write(&path, text).unwrap();
+        let aside = self.path().join(".hooks.toml.new");
+        std::fs::write(&aside, text).unwrap();
+        std::fs::rename(&aside, &path).unwrap();
         path
     }
 
@@ -140,9 +144,9 @@ impl Runner {
         let log = dir.join(format!("runner.{n}.log"));
         let child = Command::new(bin())
             .args(["--config", &config.to_string_lossy(), "run"])
-            .envs(extra_env.iter().copied())
-            .env("TRACIM_HOOKS_LOG", "tracim_hooks=debug")
             .env_remove("NOTIFY_SOCKET")
+            .env("TRACIM_HOOKS_LOG", "tracim_hooks=debug")
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
