@@ -4,6 +4,8 @@
 //! registers with the daemon, stays registered through its restarts, and hands
 //! every message on, however large.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -1,0 +1,29 @@
+//! The smallest TracimDaemon client: registers, and prints one line per event.
+//! Usage: mini_client MASTER_SOCKET OWN_SOCKET   (Ctrl-C to leave cleanly)
+
+use tracim_hooks::link::{Client, ClientConfig};
+use tracim_hooks::protocol::Message;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (Some(master), Some(socket)) = (args.next(), args.next()) else {
+        return Err("usage: mini_client MASTER_SOCKET OWN_SOCKET".into());
+    };
+    let (client, mut incoming) = Client::start(ClientConfig::new(master, socket)).await?;
+    loop {
+        tokio::select! {
+            delivery = incoming.recv() => {
+                let Some(delivery) = delivery else { break };
+                if let Message::TracimEvent(event) = delivery.envelope.message {
+                    let author = event.tlm().lookup("fields.author.public_name");
+                    let author = author.and_then(|a| a.scalar_text().map(|t| t.into_owned()));
+                    println!("{} {} by {}", event.id(), event.event_type(), author.unwrap_or_default());
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    client.shutdown().await;
+    Ok(())
+}
