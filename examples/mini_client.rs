@@ -10,7 +10,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(master), Some(socket)) = (args.next(), args.next()) else {
         return Err("usage: mini_client MASTER_SOCKET OWN_SOCKET".into());
     };
-    let (client, mut incoming) = Client::start(ClientConfig::new(master, socket)).await?;
+    let (mut client, mut incoming) = Client::start(ClientConfig::new(master, socket)).await?;
     loop {
         tokio::select! {
             delivery = incoming.recv() => {

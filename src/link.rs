@@ -15,7 +15,7 @@
 //!     "/home/me/.config/TracimDaemon/master.sock",
 //!     "/run/user/1000/my-client.sock",
 //! );
-//! let (client, mut incoming) = Client::start(config).await?;
+//! let (mut client, mut incoming) = Client::start(config).await?;
 //! while let Some(delivery) = incoming.recv().await {
 //!     if let Message::TracimEvent(event) = delivery.envelope.message {
 //!         println!("{} {}", event.id(), event.event_type());
@@ -202,6 +202,7 @@ pub struct Client {
     acceptor: JoinHandle<()>,
     registrar: JoinHandle<()>,
     inode: (u64, u64),
+    left: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -249,6 +250,7 @@ impl Client {
                 acceptor,
                 registrar,
                 inode,
+                left: false,
             },
             Incoming { rx },
         ))
@@ -296,8 +298,13 @@ impl Client {
     }
 
     /// Leaves: stops registering, tells the daemon (`daemon_client_delete`),
-    /// stops accepting, and removes the socket.
-    pub async fn shutdown(self) {
+    /// stops accepting, and removes the socket. Afterwards the client is inert;
+    /// a second call does nothing.
+    pub async fn shutdown(&mut self) {
+        if self.left {
+            return;
+        }
+        self.left = true;
         self.registrar.abort();
         let info = ClientInfo {
             path: self.shared.self_path.clone(),
@@ -310,9 +317,22 @@ impl Client {
             Err(e) => debug!("could not unregister: {e}"),
         }
         self.acceptor.abort();
-        let _ = (&mut { self.acceptor }).await;
+        let _ = (&mut self.acceptor).await;
         remove_own_socket(&self.shared.config.socket, self.inode);
         self.shared.state.send_replace(LinkState::Stopped);
+    }
+}
+
+impl Drop for Client {
+    /// A client dropped without [`Client::shutdown`] stops its tasks and removes
+    /// its socket, but cannot tell the daemon (that needs an await): the daemon
+    /// drops it at its next ping.
+    fn drop(&mut self) {
+        if !self.left {
+            self.registrar.abort();
+            self.acceptor.abort();
+            remove_own_socket(&self.shared.config.socket, self.inode);
+        }
     }
 }
 

@@ -182,22 +182,11 @@ impl Service {
                 }
             }
             Ok(config) => {
-                if config.daemon.socket != self.config.daemon.socket
-                    || config.daemon.master_socket != self.config.daemon.master_socket
-                {
-                    match Client::start(ClientConfig::from(&config.daemon)).await {
-                        Ok((client, incoming)) => {
-                            forward(incoming, self.deliveries_tx.clone());
-                            let old = std::mem::replace(&mut self.client, client);
-                            old.shutdown().await;
-                        }
-                        Err(e) => {
-                            error!("reload refused, keeping the running hooks: {e}");
-                            self.notifier
-                                .ready(&self.status_line(&self.client.state().borrow()));
-                            return;
-                        }
-                    }
+                if let Err(e) = self.relink(&config).await {
+                    error!("reload refused, keeping the running hooks: {e}");
+                    let line = self.status_line(&self.client.state().borrow());
+                    self.notifier.ready(&line);
+                    return;
                 }
                 self.handle
                     .supervisor
@@ -208,6 +197,40 @@ impl Service {
         }
         let line = self.status_line(&self.client.state().borrow());
         self.notifier.ready(&line);
+    }
+
+    /// Applies changed socket paths by registering anew. A new own socket is
+    /// bound before the old one is left, so deliveries always find a listener; a
+    /// new master alone is switched to by leaving the old daemon first, since the
+    /// same own socket cannot be bound twice (the new daemon has nothing for us
+    /// before we register, so nothing is lost meanwhile).
+    async fn relink(&mut self, config: &Config) -> Result<(), LinkError> {
+        let (old, new) = (&self.config.daemon, &config.daemon);
+        if old.socket == new.socket && old.master_socket == new.master_socket {
+            if ClientConfig::from(old) != ClientConfig::from(new) {
+                warn!("changed [daemon] timings take effect at the next restart");
+            }
+            return Ok(());
+        }
+        let same_socket = old.socket == new.socket;
+        if same_socket {
+            self.client.shutdown().await;
+        }
+        match Client::start(ClientConfig::from(new)).await {
+            Ok((client, incoming)) => {
+                forward(incoming, self.deliveries_tx.clone());
+                std::mem::replace(&mut self.client, client).shutdown().await;
+                Ok(())
+            }
+            Err(e) if same_socket => {
+                // Back to the daemon we had: its socket path is free again.
+                let (client, incoming) = Client::start(ClientConfig::from(old)).await?;
+                forward(incoming, self.deliveries_tx.clone());
+                self.client = client;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn stop(mut self) {

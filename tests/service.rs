@@ -305,3 +305,39 @@ async fn logs_are_plain_for_the_journal_and_keep_payloads_below_debug() {
     assert!(!log.contains("can you check?"), "{log}");
     assert!(!log.contains("OUT=/"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_master_socket_takes_effect_by_leaving_the_old_daemon() {
+    let place = Place::new();
+    let out = place.out();
+    let first = place.sim(Duration::from_secs(30)).await;
+    let second_master = place.path().join("second.sock");
+    let second = tracim_hooks::sim::SimDaemon::start(&second_master, Default::default())
+        .await
+        .unwrap();
+    place.write_config(&recording_hook("all", "\"*\"", &out));
+    let runner = place.runner();
+    assert!(first.wait_for_client(&place.socket(), SHORT).await);
+
+    let text = std::fs::read_to_string(place.config_path())
+        .unwrap()
+        .replace(
+            &place.master().to_string_lossy().into_owned(),
+            &second_master.to_string_lossy(),
+        );
+    place.write_raw_config(&text);
+    runner.signal(libc::SIGHUP);
+    assert!(
+        second.wait_for_client(&place.socket(), SHORT).await,
+        "{}",
+        runner.log()
+    );
+    assert!(first.wait_until(SHORT, |s| s.clients().is_empty()).await);
+    assert_eq!(first.received_of("daemon_client_delete").len(), 1);
+    second.send_event(&fixture("tag.created.json")).await;
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs")) == ["all 115"]).await,
+        "{}",
+        runner.log()
+    );
+}
