@@ -328,3 +328,81 @@ fn no_command_means_run() {
     let help = run(&["--help"], &[]);
     assert!(text(&help.stdout).contains("Register with the TracimDaemon and run hooks"));
 }
+
+#[test]
+fn test_explains_every_decision_over_the_samples() {
+    let place = Place::new();
+    let config = place.write_config(
+        r#"
+[[hook]]
+name = "engineering-notes"
+on = "content.*.html-document"
+where = { fields.workspace.label = "Engineering" }
+run = "true"
+
+[[hook]]
+name = "sales-only"
+on = "content.*"
+where = { "fields.workspace.label" = ["Sales", "Marketing"] }
+run = "true"
+
+[[hook]]
+name = "pdf"
+on = "content.created.file"
+where = { fields.content.file_extension = ".PDF" }
+where_case = "insensitive"
+run = "true"
+
+[[hook]]
+name = "not-jdoe"
+on = ["*", "!user.*"]
+where = { fields.author.username = "!jdoe" }
+run = "true"
+
+[[hook]]
+name = "mine"
+on = "mention.created"
+skip_own = true
+run = "true"
+"#,
+    );
+    let fixtures = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let file = |name: &str| format!("{fixtures}/{name}");
+    let output = run(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "test",
+            "--user-id",
+            "2",
+            &file("content.created.file.json"),
+            &file("content.modified.html-document.json"),
+            &file("mention.created.json"),
+            &file("user.modified.json"),
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let expected = [
+        "event 107 content.created.file",
+        "  skip  engineering-notes: event type matches none of on = [\"content.*.html-document\"]",
+        "  skip  sales-only: where fields.workspace.label = [\"Sales\", \"Marketing\"] saw \"Engineering\"",
+        "  RUN   pdf",
+        "  skip  not-jdoe: where fields.author.username = [\"!jdoe\"] saw \"jdoe\"",
+        "event 106 content.modified.html-document",
+        "  RUN   engineering-notes",
+        "  skip  pdf: event type matches none of on = [\"content.created.file\"]",
+        "event 112 mention.created",
+        "  skip  mine: skip_own: the author is the daemon's own account (user 2)",
+        "event 101 user.modified",
+        "  skip  not-jdoe: event type excluded by \"!user.*\"",
+    ];
+    let mut rest = stdout.as_str();
+    for line in expected {
+        let at = rest
+            .find(line)
+            .unwrap_or_else(|| panic!("missing or out of order: {line}\n{stdout}"));
+        rest = &rest[at + line.len()..];
+    }
+}
