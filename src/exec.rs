@@ -253,7 +253,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
             .ok()
             .map(|sender| tokio::spawn(feed_stdin(sender, text, spec.label.clone())));
     }
-    let budget = Arc::new(AtomicUsize::new(MAX_RUN_OUTPUT));
+    let budget = Arc::new(OutputBudget::new(MAX_RUN_OUTPUT));
     let readers = [
         (std_child.stdout.take().map(OwnedFd::from), "stdout"),
         (std_child.stderr.take().map(OwnedFd::from), "stderr"),
@@ -299,6 +299,41 @@ async fn feed_stdin(mut sender: pipe::Sender, text: Arc<str>, label: Label) {
     }
 }
 
+/// The logged-output allowance of one run, shared by its stdout and stderr.
+struct OutputBudget {
+    left: AtomicUsize,
+    capped_said: std::sync::atomic::AtomicBool,
+}
+
+impl OutputBudget {
+    fn new(bytes: usize) -> Self {
+        OutputBudget {
+            left: AtomicUsize::new(bytes),
+            capped_said: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Charges a line of `len` bytes and its newline; returns how many of its
+    /// bytes may be logged, `None` once nothing is left.
+    fn take(&self, len: usize) -> Option<usize> {
+        let mut granted = 0;
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                (left > 0).then(|| {
+                    granted = left.min(len + 1);
+                    left - granted
+                })
+            })
+            .ok()
+            .map(|_| granted.min(len))
+    }
+
+    /// True the first time only: the cap is announced once per run.
+    fn first_cap(&self) -> bool {
+        !self.capped_said.swap(true, Ordering::Relaxed)
+    }
+}
+
 /// Logs each line of one stream, a line cut at [`MAX_LINE`] and the run's logged
 /// output capped at [`MAX_RUN_OUTPUT`]; reading goes on past the cap so the hook
 /// never blocks on a full pipe.
@@ -306,25 +341,24 @@ async fn log_output(
     mut receiver: pipe::Receiver,
     stream: &'static str,
     label: Label,
-    budget: Arc<AtomicUsize>,
+    budget: Arc<OutputBudget>,
 ) {
     let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut cut = false;
     let mut buf = vec![0u8; 8192];
     let emit = |line: &mut Vec<u8>, cut: &mut bool| {
-        let wanted = line.len();
-        let granted = take_budget(&budget, wanted);
-        if granted > 0 || wanted == 0 {
-            let text = String::from_utf8_lossy(&line[..granted]);
+        let allowed = budget.take(line.len());
+        if let Some(n) = allowed {
+            let text = String::from_utf8_lossy(&line[..n]);
             let text = text.trim_end_matches('\r');
             if *cut {
                 info!(hook = %label.hook, event_id = label.event_id, stream, "{text} [line cut at {MAX_LINE} bytes]");
             } else {
                 info!(hook = %label.hook, event_id = label.event_id, stream, "{text}");
             }
-            if granted < wanted || budget.load(Ordering::Relaxed) == 0 {
-                warn!(hook = %label.hook, event_id = label.event_id, stream, "output past {} KiB not logged", MAX_RUN_OUTPUT / 1024);
-            }
+        }
+        if allowed.is_none_or(|n| n < line.len()) && budget.first_cap() {
+            warn!(hook = %label.hook, event_id = label.event_id, stream, "output past {} KiB of this run not logged", MAX_RUN_OUTPUT / 1024);
         }
         line.clear();
         *cut = false;
@@ -352,20 +386,6 @@ async fn log_output(
     if !line.is_empty() {
         emit(&mut line, &mut cut);
     }
-}
-
-/// Takes up to `wanted` bytes from the shared budget; returns what was granted.
-fn take_budget(budget: &AtomicUsize, wanted: usize) -> usize {
-    let mut granted = 0;
-    let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-        granted = left.min(wanted);
-        if left == 0 {
-            None
-        } else {
-            Some(left - granted)
-        }
-    });
-    granted
 }
 
 impl Child {
@@ -712,10 +732,12 @@ mod tests {
     }
 
     #[test]
-    fn budget_is_shared_and_never_negative() {
-        let budget = AtomicUsize::new(10);
-        assert_eq!(take_budget(&budget, 4), 4);
-        assert_eq!(take_budget(&budget, 10), 6);
-        assert_eq!(take_budget(&budget, 1), 0);
+    fn output_budget_is_shared_and_said_once() {
+        let budget = OutputBudget::new(10);
+        assert_eq!(budget.take(3), Some(3)); // 4 with the newline
+        assert_eq!(budget.take(10), Some(6));
+        assert_eq!(budget.take(0), None);
+        assert!(budget.first_cap());
+        assert!(!budget.first_cap());
     }
 }
