@@ -447,11 +447,13 @@ impl Child {
         let mut timed_out = false;
         let mut cancelled = false;
         let mut sigkilled = false;
+        let mut sigterm_at = None;
         let exit = tokio::select! {
             exit = self.wait() => exit,
             () = tokio::time::sleep(limits.timeout) => {
                 timed_out = true;
                 self.signal_group(libc::SIGTERM);
+                sigterm_at = Some(Instant::now());
                 tokio::select! {
                     exit = self.wait() => exit,
                     () = tokio::time::sleep(limits.kill_after) => {
@@ -468,10 +470,12 @@ impl Child {
                 self.wait().await
             }
         };
-        let grace = if sigkilled {
-            Duration::ZERO
-        } else {
-            limits.kill_after
+        // What the leader left gets the rest of the same SIGTERM-to-SIGKILL window,
+        // not a new one.
+        let grace = match sigterm_at {
+            _ if sigkilled => Duration::ZERO,
+            Some(at) => limits.kill_after.saturating_sub(at.elapsed()),
+            None => limits.kill_after,
         };
         stop_group(self.pid, grace).await;
         if let Some(writer) = self.stdin_writer.take() {

@@ -383,11 +383,13 @@ impl Supervisor {
                 counter.fetch_add(1, Ordering::Relaxed);
                 release_lane(&mut state, &job.hook);
             }
+            // Reported before the lock drops, so that whoever sees the supervisor
+            // idle also finds the report of its last run.
+            if let Some(reporter) = lock_plain(&self.inner.reporter).as_ref() {
+                let _ = reporter.send(report);
+            }
             take_startable(&mut state)
         };
-        if let Some(reporter) = lock_plain(&self.inner.reporter).as_ref() {
-            let _ = reporter.send(report);
-        }
         self.start_all(starts);
         self.inner.changed.notify_waiters();
     }
