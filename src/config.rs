@@ -24,6 +24,10 @@ pub const CONFIG_ENV: &str = "TRACIM_HOOKS_CONFIG";
 /// The commented example config, also what `init` writes and `demo` runs.
 pub const EXAMPLE: &str = include_str!("../config/hooks.toml");
 
+/// Largest `env_budget`: a run's `TRACIM_*` variables stay well within the
+/// kernel's limit on argv and environment together.
+const MAX_ENV_BUDGET: usize = 1024 * 1024;
+
 /// Longest path a Unix socket address can hold (`sun_path` less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -293,11 +297,16 @@ pub fn locate(explicit: Option<&Path>) -> PathBuf {
 impl Config {
     /// Reads, checks the file's ownership and mode, parses and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        check_file_safety(path)?;
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        use std::io::Read;
+        let read_error = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        // One open file is checked and read, so it cannot be swapped in between.
+        let mut file = std::fs::File::open(path).map_err(read_error)?;
+        check_file_safety(path, &file.metadata().map_err(read_error)?)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(read_error)?;
         Config::parse(path, &text)
     }
 
@@ -329,12 +338,8 @@ impl Config {
 }
 
 /// Refuses a config that someone other than this user (or root) could have written.
-fn check_file_safety(path: &Path) -> Result<(), ConfigError> {
+fn check_file_safety(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me && meta.uid() != 0 {
@@ -407,7 +412,7 @@ struct RawHook {
     run: Option<Spanned<String>>,
     exec: Option<Spanned<Vec<String>>>,
     #[serde(default)]
-    env: std::collections::BTreeMap<Spanned<String>, String>,
+    env: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
     cwd: Option<Spanned<String>>,
     timeout: Option<HumanDuration>,
     kill_after: Option<HumanDuration>,
@@ -504,6 +509,37 @@ impl<'a> Parser<'a> {
             hook: hook.map(str::to_owned),
             message: message.into(),
         });
+    }
+
+    /// Text that will reach exec (argv, environment, directory) can hold no NUL
+    /// and no single string the kernel refuses; say so at load, not at every run.
+    fn exec_text(
+        &mut self,
+        span: Range<usize>,
+        hook: Option<&str>,
+        what: &str,
+        text: &str,
+    ) -> bool {
+        if text.contains('\0') {
+            self.problem(
+                span,
+                hook,
+                format!("{what} holds a NUL byte, which no program can be given"),
+            );
+            false
+        } else if text.len() + 1 >= crate::env::MAX_VARIABLE {
+            self.problem(
+                span,
+                hook,
+                format!(
+                    "{what} is {} bytes: the kernel refuses strings of 128 KiB or more",
+                    text.len()
+                ),
+            );
+            false
+        } else {
+            true
+        }
     }
 
     fn toml_error(&mut self, error: toml::de::Error, hook: Option<&str>, fallback: Range<usize>) {
@@ -691,12 +727,32 @@ impl<'a> Parser<'a> {
                 );
                 None
             }
+            Some(s) if !s.get_ref().iter().all(|arg| !arg.contains('\0')) => {
+                self.problem(
+                    s.span(),
+                    None,
+                    "shell holds a NUL byte, which no program can be given",
+                );
+                None
+            }
             Some(s) => Some(s.into_inner()),
             None => Some(vec!["/bin/sh".into(), "-c".into()]),
         };
         let max_parallel = self.positive(raw.max_parallel, 8, "max_parallel");
         let queue_limit = self.positive(raw.queue_limit, 10_000, "queue_limit");
-        let env_budget = self.positive(raw.env_budget, crate::env::DEFAULT_BUDGET, "env_budget");
+        let env_budget = match raw.env_budget {
+            // Past this, with argv and the runner's own environment, exec could
+            // fail with E2BIG (the kernel allows about 2 MiB in all).
+            Some(v) if *v.get_ref() > MAX_ENV_BUDGET as u64 => {
+                self.problem(
+                    v.span(),
+                    None,
+                    format!("env_budget must be at most {MAX_ENV_BUDGET} bytes (1 MiB)"),
+                );
+                None
+            }
+            other => self.positive(other, crate::env::DEFAULT_BUDGET, "env_budget"),
+        };
         let d = |v: Option<HumanDuration>, default: u64| {
             v.map_or(Duration::from_millis(default), |d| d.0)
         };
@@ -781,6 +837,14 @@ impl<'a> Parser<'a> {
             ok = false;
         }
 
+        if let Some(run) = &raw.run {
+            ok &= self.exec_text(run.span(), hook_name, "run", run.get_ref());
+        }
+        if let Some(exec) = &raw.exec {
+            for arg in exec.get_ref() {
+                ok &= self.exec_text(exec.span(), hook_name, "exec", arg);
+            }
+        }
         let command = match (raw.run, raw.exec) {
             (Some(run), None) => Some(Command::Shell {
                 shell: defaults.shell.clone(),
@@ -828,8 +892,15 @@ impl<'a> Parser<'a> {
 
         let mut env = Vec::new();
         for (key, value) in raw.env {
-            if crate::env::is_valid_name(key.get_ref()) {
-                env.push((key.into_inner(), value));
+            if !self.exec_text(
+                value.span(),
+                hook_name,
+                &format!("env value of {}", key.get_ref()),
+                value.get_ref(),
+            ) {
+                ok = false;
+            } else if crate::env::is_valid_name(key.get_ref()) {
+                env.push((key.into_inner(), value.into_inner()));
             } else {
                 self.problem(key.span(), hook_name, format!("invalid environment variable name {:?}: it must not be empty or hold `=` or a NUL", key.get_ref()));
                 ok = false;
@@ -838,6 +909,10 @@ impl<'a> Parser<'a> {
 
         let cwd = match raw.cwd {
             None => None,
+            Some(c) if !self.exec_text(c.span(), hook_name, "cwd", c.get_ref()) => {
+                ok = false;
+                None
+            }
             Some(c) => match paths::expand(c.get_ref()) {
                 Ok(p) => Some(p),
                 Err(e) => {

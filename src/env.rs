@@ -19,6 +19,9 @@ pub const MAX_VARIABLE: usize = 128 * 1024;
 /// Default for the total size of the `TRACIM_*` variables (`env_budget`).
 pub const DEFAULT_BUDGET: usize = 256 * 1024;
 
+/// The variable listing what the budget left out.
+pub const OMITTED: &str = "TRACIM_OMITTED";
+
 /// `TRACIM_OMITTED` itself stays well under the per-variable limit, however many
 /// names it would list.
 const MAX_OMITTED_LIST: usize = 32 * 1024;
@@ -142,6 +145,8 @@ pub fn event_vars(
         .collect();
     for (name, value) in flatten_event(event) {
         match index.get(&name) {
+            // The named variables and `TRACIM_OMITTED` are the runner's word alone.
+            _ if name == OMITTED => {}
             Some(&i) if i < named.len() => {}
             Some(&i) => candidates[i].1 = value,
             None => {
@@ -166,7 +171,7 @@ pub fn event_vars(
     if !result.omitted.is_empty() {
         result
             .vars
-            .push(("TRACIM_OMITTED".to_owned(), omitted_list(&result.omitted)));
+            .push((OMITTED.to_owned(), omitted_list(&result.omitted)));
     }
     result
 }
@@ -188,10 +193,13 @@ fn omitted_list(names: &[String]) -> String {
 }
 
 /// The runner's own environment as hooks inherit it: everything but the service
-/// manager's variables.
+/// manager's variables and any `TRACIM_*` (the runner's `TRACIM_HOOKS_LOG`, say).
 pub fn inherited() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    use std::os::unix::ffi::OsStrExt;
     std::env::vars_os()
         .filter(|(name, _)| !STRIPPED_FROM_HOOKS.iter().any(|s| name == s))
+        // TRACIM_* belongs to the event: none of the runner's own may pose as it.
+        .filter(|(name, _)| !name.as_bytes().starts_with(b"TRACIM_"))
         .collect()
 }
 

@@ -159,7 +159,7 @@ pub struct Delivery {
     pub received: Instant,
 }
 
-/// The messages the client receives, in the order their reads finished.
+/// The messages the client receives, in the order the daemon sent them.
 /// Pings are answered by the client itself; they are passed on too.
 #[derive(Debug)]
 pub struct Incoming {
@@ -191,7 +191,6 @@ struct Shared {
     /// Set when the daemon lists clients without this one.
     forgotten: tokio::sync::Notify,
     waiters: Mutex<Waiters>,
-    tx: mpsc::UnboundedSender<Delivery>,
     complaints: RateLimiter,
 }
 
@@ -238,11 +237,12 @@ impl Client {
             account_infos: watch::channel(0).0,
             forgotten: tokio::sync::Notify::new(),
             waiters: Mutex::new(Waiters::default()),
-            tx,
             complaints: RateLimiter::new(Duration::from_secs(10), 5),
             config,
         });
-        let acceptor = tokio::spawn(accept_loop(listener, shared.clone()));
+        let (done, finished_reads) = mpsc::unbounded_channel();
+        tokio::spawn(sequence(finished_reads, tx));
+        let acceptor = tokio::spawn(accept_loop(listener, shared.clone(), done));
         let registrar = tokio::spawn(register_loop(shared.clone()));
         Ok((
             Client {
@@ -318,6 +318,7 @@ impl Client {
         }
         self.acceptor.abort();
         let _ = (&mut self.acceptor).await;
+        self.shared.complaints.flush(true);
         remove_own_socket(&self.shared.config.socket, self.inode);
         self.shared.state.send_replace(LinkState::Stopped);
     }
@@ -440,15 +441,29 @@ fn listen(path: &Path, backlog: i32) -> io::Result<std::os::unix::net::UnixListe
 /// Accepts at once and reads each connection in a task of its own, so a slow or
 /// silent peer never delays the next one, and the daemon (which delivers to all
 /// clients serially) never waits on us.
-async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: UnixListener,
+    shared: Arc<Shared>,
+    done: mpsc::UnboundedSender<(u64, Option<Delivery>)>,
+) {
+    let mut accepted_count = 0u64;
     let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
+    let mut flush = tokio::time::interval(shared.complaints.window);
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let stream = match listener.accept().await {
+        // Suppressed complaints are summed up when their window ends, even when
+        // no new complaint comes to trigger it.
+        let accepted = loop {
+            tokio::select! {
+                accepted = listener.accept() => break accepted,
+                _ = flush.tick() => shared.complaints.flush(false),
+            }
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 shared.complaints.warn("accept failed", &e.to_string());
@@ -477,15 +492,21 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
                 continue;
             }
         }
+        let seq = accepted_count;
+        accepted_count += 1;
         let shared = shared.clone();
+        let done = done.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            read_one(stream, &shared).await;
+            let delivery = read_one(stream, &shared).await;
+            drop(permit);
+            let _ = done.send((seq, delivery));
         });
     }
 }
 
-async fn read_one(mut stream: UnixStream, shared: &Shared) {
+/// Reads one connection to its end and decodes it; the client's own reactions
+/// (pong, account info, answers) happen here, at once, whatever the order.
+async fn read_one(mut stream: UnixStream, shared: &Shared) -> Option<Delivery> {
     let limit = shared.config.max_message;
     let read = async {
         let mut buf = Vec::with_capacity(4096);
@@ -497,20 +518,20 @@ async fn read_one(mut stream: UnixStream, shared: &Shared) {
             shared
                 .complaints
                 .warn("connection timed out before its message ended", "");
-            return;
+            return None;
         }
         Ok(Err(e)) => {
             shared
                 .complaints
                 .warn("connection read failed", &e.to_string());
-            return;
+            return None;
         }
         Ok(Ok(bytes)) if bytes.len() > limit => {
             shared.complaints.warn(
                 "message over max_message dropped",
                 &format!("more than {limit} bytes"),
             );
-            return;
+            return None;
         }
         Ok(Ok(bytes)) => bytes,
     };
@@ -519,9 +540,73 @@ async fn read_one(mut stream: UnixStream, shared: &Shared) {
     match Envelope::decode(&bytes) {
         Ok(envelope) => {
             handle(shared, &envelope);
-            let _ = shared.tx.send(Delivery { envelope, received });
+            Some(Delivery { envelope, received })
         }
-        Err(e) => complain_decode(shared, &e, bytes.len()),
+        Err(e) => {
+            complain_decode(shared, &e, bytes.len());
+            None
+        }
+    }
+}
+
+/// How long a message that was read may wait for the messages accepted before
+/// it. The daemon has written a message whole before it connects for the next
+/// one, so in practice nothing waits; only a stalled peer that is not the daemon
+/// can hold the order up, and then only this long.
+const ORDER_HOLD: Duration = Duration::from_millis(50);
+
+/// Hands messages on in the order their connections were accepted, which is the
+/// order the daemon sent them: connections are read concurrently (a slow peer
+/// must not delay the others), so their reads may finish in another order, and
+/// `serial` and `latest` hooks depend on arrival order.
+async fn sequence(
+    mut done: mpsc::UnboundedReceiver<(u64, Option<Delivery>)>,
+    tx: mpsc::UnboundedSender<Delivery>,
+) {
+    let mut next = 0u64;
+    let mut waiting: std::collections::BTreeMap<u64, Option<Delivery>> = Default::default();
+    let mut held_since = Instant::now();
+    loop {
+        let hold_over = tokio::time::Instant::from_std(held_since + ORDER_HOLD);
+        tokio::select! {
+            item = done.recv() => match item {
+                Some((seq, delivery)) if seq < next => {
+                    // Its turn was skipped; hand it on now rather than never.
+                    if let Some(delivery) = delivery {
+                        let _ = tx.send(delivery);
+                    }
+                }
+                Some((seq, delivery)) => {
+                    if waiting.is_empty() {
+                        held_since = Instant::now();
+                    }
+                    waiting.insert(seq, delivery);
+                }
+                None => {
+                    for delivery in waiting.into_values().flatten() {
+                        let _ = tx.send(delivery);
+                    }
+                    return;
+                }
+            },
+            () = tokio::time::sleep_until(hold_over), if !waiting.is_empty() => {
+                if let Some(&first) = waiting.keys().next() {
+                    debug!(skipped = first - next, "messages out of order: not waiting any longer for earlier ones");
+                    next = first;
+                }
+            }
+        }
+        let mut progressed = false;
+        while let Some(delivery) = waiting.remove(&next) {
+            if let Some(delivery) = delivery {
+                let _ = tx.send(delivery);
+            }
+            next += 1;
+            progressed = true;
+        }
+        if progressed {
+            held_since = Instant::now();
+        }
     }
 }
 
@@ -727,6 +812,19 @@ impl RateLimiter {
             window,
             burst,
             seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Logs how many complaints of each kind were left out, for the windows that
+    /// are over (or all of them).
+    fn flush(&self, all: bool) {
+        let mut seen = lock(&self.seen);
+        let now = Instant::now();
+        for (what, entry) in seen.iter_mut() {
+            if entry.2 > 0 && (all || now.duration_since(entry.0) > self.window) {
+                warn!(suppressed = entry.2, "{what}: {} more not logged", entry.2);
+                entry.2 = 0;
+            }
         }
     }
 

@@ -310,3 +310,37 @@ async fn the_socket_is_the_users_alone() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_hooks_in_the_order_the_daemon_sent_them() {
+    let place = Place::new();
+    let out = place.out();
+    let sim = place.sim(Duration::from_secs(30)).await;
+    place.write_config(&format!(
+        "[[hook]]\nname = \"ordered\"\non = \"*\"\nmode = \"serial\"\nrun = 'echo $TRACIM_EVENT_ID >> \"{}/ids\"'\n",
+        out.display()
+    ));
+    let runner = place.runner();
+    assert!(sim.wait_for_client(&place.socket(), SHORT).await);
+    // Large and small events mixed: a small one's read finishes before a large
+    // one's if nothing keeps them in order.
+    let big = fixture("content.modified.html-document.json");
+    let small = fixture("tag.created.json");
+    let mut sent = Vec::new();
+    for i in 0..40u32 {
+        let id = 2000 + i;
+        let text = if i % 2 == 0 {
+            big.replace("\"event_id\": 106", &format!("\"event_id\": {id}"))
+        } else {
+            small.replace("\"event_id\": 115", &format!("\"event_id\": {id}"))
+        };
+        assert_eq!(sim.send_event(&text).await.ok, 1);
+        sent.push(id.to_string());
+    }
+    assert!(
+        wait_for(SHORT, || lines(&out.join("ids")).len() == sent.len()).await,
+        "{}",
+        runner.log()
+    );
+    assert_eq!(lines(&out.join("ids")), sent);
+}

@@ -218,7 +218,20 @@ async fn no_event_is_lost_or_run_twice_across_reloads() {
         let text = template.replace("\"event_id\": 115", &format!("\"event_id\": {}", 1000 + id));
         assert_eq!(sim.send_event(&text).await.ok, 1, "{}", runner.log());
         if id % 30 == 10 {
-            // The same hooks, written anew, swapped in while events flow.
+            // The same hooks, written anew, swapped in while events flow. Signals
+            // sent closer than the runner takes them merge, so each reload is
+            // let through before the next is asked for.
+            let reloads = (id / 30) as usize;
+            assert!(
+                wait_for(SHORT, || runner
+                    .log()
+                    .matches("configuration reloaded")
+                    .count()
+                    == reloads)
+                .await,
+                "{}",
+                runner.log()
+            );
             place.write_config(&format!("{hook}\n# edit {id}\n"));
             runner.signal(libc::SIGHUP);
         }
@@ -237,7 +250,12 @@ async fn no_event_is_lost_or_run_twice_across_reloads() {
     ids.sort();
     assert_eq!(ids, (1000..1150).collect::<Vec<_>>());
     assert!(
-        runner.log().matches("configuration reloaded").count() >= 4,
+        wait_for(SHORT, || runner
+            .log()
+            .matches("configuration reloaded")
+            .count()
+            == 5)
+        .await,
         "{}",
         runner.log()
     );
