@@ -65,6 +65,8 @@ pub struct DaemonSettings {
     pub watch_interval: Duration,
     /// Longest wait between two registration attempts.
     pub retry_max: Duration,
+    /// Complaints about bad input are logged at most 5 times per kind in this window.
+    pub log_window: Duration,
 }
 
 /// How a hook's output is handled.
@@ -386,6 +388,7 @@ struct RawDaemon {
     check_interval: Option<HumanDuration>,
     watch_interval: Option<HumanDuration>,
     retry_max: Option<HumanDuration>,
+    log_window: Option<HumanDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -698,6 +701,7 @@ impl<'a> Parser<'a> {
             check_interval: d(raw.check_interval, 60_000),
             watch_interval: d(raw.watch_interval, 1_000),
             retry_max: d(raw.retry_max, 5_000),
+            log_window: d(raw.log_window, 10_000),
         })
     }
 

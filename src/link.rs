@@ -63,6 +63,9 @@ pub struct ClientConfig {
     pub retry_max: Duration,
     /// Connections read at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Complaints about bad input are logged at most 5 times per kind in this
+    /// window, then summed up.
+    pub log_window: Duration,
 }
 
 impl ClientConfig {
@@ -78,6 +81,7 @@ impl ClientConfig {
             watch_interval: Duration::from_secs(1),
             retry_max: Duration::from_secs(5),
             max_connections: 512,
+            log_window: Duration::from_secs(10),
         }
     }
 }
@@ -93,6 +97,7 @@ impl From<&DaemonSettings> for ClientConfig {
             check_interval: d.check_interval,
             watch_interval: d.watch_interval,
             retry_max: d.retry_max,
+            log_window: d.log_window,
             ..ClientConfig::new(&d.master_socket, &d.socket)
         }
     }
@@ -237,7 +242,7 @@ impl Client {
             account_infos: watch::channel(0).0,
             forgotten: tokio::sync::Notify::new(),
             waiters: Mutex::new(Waiters::default()),
-            complaints: RateLimiter::new(Duration::from_secs(10), 5),
+            complaints: RateLimiter::new(config.log_window, 5),
             config,
         });
         let (done, finished_reads) = mpsc::unbounded_channel();
