@@ -283,27 +283,42 @@ impl Supervisor {
     }
 
     /// Starts a job taken from the queue (a slot is already counted for it).
+    /// Building the environment and the fork happen on a blocking thread, not
+    /// here: `submit` only queues, so its caller never waits on process creation.
     fn start(&self, job: Job) {
-        let budget = self.lock().settings.env_budget;
-        let spec = exec::hook_spec(
-            &job.hook,
-            &job.event,
-            &job.daemon_user_id,
-            budget,
-            &self.inner.inherited_env,
-        );
-        let child = exec::spawn(&spec);
-        if let Ok(child) = &child {
-            debug!(hook = %job.hook.name, event_id = job.event.id(), pid = child.pid(), attempt = job.attempt + 1, "run started");
-        }
-        self.inner.counters.started.fetch_add(1, Ordering::Relaxed);
-        if let Some(samples) = lock_plain(&self.inner.spawn_latency).as_mut() {
-            samples.push(job.arrived.elapsed());
-        }
         let this = self.clone();
         tokio::spawn(async move {
+            let budget = this.lock().settings.env_budget;
+            let (hook, event, user) = (
+                job.hook.clone(),
+                job.event.clone(),
+                job.daemon_user_id.clone(),
+            );
+            let inner = this.inner.clone();
+            let spawned = tokio::task::spawn_blocking(move || {
+                let spec = exec::hook_spec(&hook, &event, &user, budget, &inner.inherited_env);
+                exec::spawn(&spec)
+            })
+            .await;
+            let child = match spawned {
+                Ok(child) => child,
+                Err(e) => Err(exec::SpawnError {
+                    program: job
+                        .hook
+                        .command
+                        .argv()
+                        .first()
+                        .map_or(String::new(), |p| (*p).to_owned()),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+            };
+            this.inner.counters.started.fetch_add(1, Ordering::Relaxed);
+            if let Some(samples) = lock_plain(&this.inner.spawn_latency).as_mut() {
+                samples.push(job.arrived.elapsed());
+            }
             let result = match child {
                 Ok(child) => {
+                    debug!(hook = %job.hook.name, event_id = job.event.id(), pid = child.pid(), attempt = job.attempt + 1, "run started");
                     let limits = Limits {
                         timeout: job.hook.timeout,
                         kill_after: job.hook.kill_after,
