@@ -126,7 +126,7 @@ pub fn event_vars(
     daemon_user_id: &str,
     budget: usize,
 ) -> EventVars {
-    let (entity, operation, sub) = event.tlm().event_type_parts();
+    let (entity, operation, sub) = event.event_type_parts();
     let named = [
         ("TRACIM_ENTITY_TYPE", entity),
         ("TRACIM_CORE_EVENT_TYPE", operation),

@@ -129,11 +129,7 @@ impl Tlm {
 
     /// The three parts of `event_type`: entity, operation, and the sub type ("" when absent).
     pub fn event_type_parts(&self) -> (&str, &str, &str) {
-        let mut parts = self.event_type.splitn(3, '.');
-        let entity = parts.next().unwrap_or("");
-        let operation = parts.next().unwrap_or("");
-        let sub = parts.next().unwrap_or("");
-        (entity, operation, sub)
+        split_event_type(&self.event_type)
     }
 
     /// The event as one JSON value, the keys in the order this struct names them.
@@ -190,6 +186,14 @@ impl Tlm {
 
 static NULL: Value = Value::Null;
 
+fn split_event_type(event_type: &str) -> (&str, &str, &str) {
+    let mut parts = event_type.splitn(3, '.');
+    let entity = parts.next().unwrap_or("");
+    let operation = parts.next().unwrap_or("");
+    let sub = parts.next().unwrap_or("");
+    (entity, operation, sub)
+}
+
 /// What a path into an event holds.
 #[derive(Debug, Clone, Copy)]
 pub enum Lookup<'a> {
@@ -214,55 +218,187 @@ impl Lookup<'_> {
     }
 }
 
-/// A received Tracim event: the TLM's text exactly as it came, and the TLM decoded.
+/// A received Tracim event: the TLM's text exactly as it came, its id and type,
+/// and the whole TLM decoded when first asked for.
 ///
-/// Cloning is cheap: the text is shared, and hooks get that text byte for byte on stdin.
-#[derive(Clone, PartialEq)]
+/// Most events match no hook, and matching needs only the type: the receive path
+/// checks the event's shape without building its tree of values, which is the
+/// larger part of decoding. Cloning is cheap: everything is shared, and hooks
+/// get the text byte for byte on stdin.
+#[derive(Clone)]
 pub struct Event {
-    raw: Arc<str>,
-    tlm: Arc<Tlm>,
+    inner: Arc<EventInner>,
+}
+
+struct EventInner {
+    raw: Box<str>,
+    event_id: u64,
+    event_type: Box<str>,
+    tlm: std::sync::OnceLock<Tlm>,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw() == other.raw()
+    }
 }
 
 impl fmt::Debug for Event {
     // The payload is other people's text: keep it out of debug output by default.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Event")
-            .field("event_id", &self.tlm.event_id)
-            .field("event_type", &self.tlm.event_type)
-            .field("bytes", &self.raw.len())
+            .field("event_id", &self.id())
+            .field("event_type", &self.event_type())
+            .field("bytes", &self.raw().len())
             .finish()
     }
 }
 
+/// What the receive path checks of a TLM: the shape [`Tlm`] needs, without
+/// building any value of `fields`.
+#[derive(Deserialize)]
+struct TlmShape<'a> {
+    event_id: u64,
+    #[serde(borrow)]
+    event_type: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    created: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    read: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    fields: AnyObject,
+}
+
+/// A JSON object, its contents checked for syntax only.
+#[derive(Default)]
+struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AnyObject, A::Error> {
+                while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    map.next_value_seed(Skip)?;
+                }
+                Ok(AnyObject)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// Any JSON value, checked and dropped. Unlike `IgnoredAny` it goes through
+/// `deserialize_any`, so serde_json's nesting limit holds here as it does when
+/// the TLM is decoded whole: what is accepted now decodes later.
+struct Skip;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(Skip)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
+    }
+}
+
 impl Event {
-    /// Decodes a TLM from its JSON text, keeping the text as it is.
-    pub fn from_text(text: impl Into<Arc<str>>) -> Result<Self, DecodeError> {
-        let raw: Arc<str> = text.into();
-        let tlm: Tlm = serde_json::from_str(&raw).map_err(DecodeError::Tlm)?;
+    /// Checks a TLM's JSON text and keeps it as it is.
+    pub fn from_text(text: impl Into<Box<str>>) -> Result<Self, DecodeError> {
+        let raw: Box<str> = text.into();
+        let shape: TlmShape<'_> = serde_json::from_str(&raw).map_err(DecodeError::Tlm)?;
+        let (event_id, event_type) = (shape.event_id, Box::from(shape.event_type.as_ref()));
         Ok(Event {
-            raw,
-            tlm: Arc::new(tlm),
+            inner: Arc::new(EventInner {
+                raw,
+                event_id,
+                event_type,
+                tlm: std::sync::OnceLock::new(),
+            }),
         })
     }
 
     /// The TLM's JSON text exactly as received.
     pub fn raw(&self) -> &str {
-        &self.raw
+        &self.inner.raw
     }
 
-    /// The decoded TLM.
+    /// The decoded TLM (decoded on first use, then kept).
     pub fn tlm(&self) -> &Tlm {
-        &self.tlm
+        let inner = &self.inner;
+        inner.tlm.get_or_init(|| {
+            // The shape was checked on arrival, so this parse succeeds; should it
+            // not, the event keeps its id and type and no fields.
+            serde_json::from_str(&inner.raw).unwrap_or_else(|_| Tlm {
+                event_id: inner.event_id,
+                event_type: inner.event_type.to_string(),
+                created: None,
+                read: None,
+                fields: Map::new(),
+                extra: Map::new(),
+            })
+        })
     }
 
-    /// Shorthand for `tlm().event_id`.
+    /// The event's id.
     pub fn id(&self) -> u64 {
-        self.tlm.event_id
+        self.inner.event_id
     }
 
-    /// Shorthand for `tlm().event_type`.
+    /// The event's type, e.g. `content.modified.html-document`.
     pub fn event_type(&self) -> &str {
-        &self.tlm.event_type
+        &self.inner.event_type
+    }
+
+    /// The three parts of the type: entity, operation, and the sub type ("" when absent).
+    pub fn event_type_parts(&self) -> (&str, &str, &str) {
+        split_event_type(self.event_type())
     }
 }
 
