@@ -85,8 +85,11 @@ async fn run(path: PathBuf) -> Result<(), Failure> {
     let service = Service::start(path, config, Notifier::from_env())
         .await
         .map_err(|e| Failure::new(e.to_string()))?;
-    service.run(controls).await;
-    Ok(())
+    // On a worker thread, not the main thread that block_on runs on: handing
+    // events over between workers is cheaper than waking the main thread.
+    tokio::spawn(service.run(controls))
+        .await
+        .map_err(|e| Failure::new(format!("the runner stopped unexpectedly: {e}")))
 }
 
 /// `check`: validate, then list what the config will do.

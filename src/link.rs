@@ -222,6 +222,18 @@ impl Client {
     /// registering in the background. Fails only if the socket cannot be had;
     /// a daemon that is not there yet is waited for.
     pub async fn start(config: ClientConfig) -> Result<(Client, Incoming), LinkError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = Client::start_into(config, tx).await?;
+        Ok((client, Incoming { rx }))
+    }
+
+    /// As [`Client::start`], handing messages to a channel of the caller's, which
+    /// may be shared: a program that moves to another socket on the fly starts
+    /// the new client into the same channel before it shuts the old one down.
+    pub async fn start_into(
+        config: ClientConfig,
+        tx: mpsc::UnboundedSender<Delivery>,
+    ) -> Result<Client, LinkError> {
         if !config.socket.is_absolute() {
             return Err(LinkError::RelativePath(config.socket.clone()));
         }
@@ -229,7 +241,6 @@ impl Client {
         let inode = std::fs::metadata(&config.socket)
             .map(|m| (m.dev(), m.ino()))
             .unwrap_or_default();
-        let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             self_path: config.socket.to_string_lossy().into_owned(),
             pid: std::process::id().to_string(),
@@ -249,16 +260,13 @@ impl Client {
         tokio::spawn(sequence(finished_reads, tx));
         let acceptor = tokio::spawn(accept_loop(listener, shared.clone(), done));
         let registrar = tokio::spawn(register_loop(shared.clone()));
-        Ok((
-            Client {
-                shared,
-                acceptor,
-                registrar,
-                inode,
-                left: false,
-            },
-            Incoming { rx },
-        ))
+        Ok(Client {
+            shared,
+            acceptor,
+            registrar,
+            inode,
+            left: false,
+        })
     }
 
     /// The configuration it runs with.
@@ -570,47 +578,53 @@ async fn sequence(
 ) {
     let mut next = 0u64;
     let mut waiting: std::collections::BTreeMap<u64, Option<Delivery>> = Default::default();
-    let mut held_since = Instant::now();
+    let hold = tokio::time::sleep(ORDER_HOLD);
+    tokio::pin!(hold);
+    let pass = |delivery: Option<Delivery>| {
+        if let Some(delivery) = delivery {
+            let _ = tx.send(delivery);
+        }
+    };
     loop {
-        let hold_over = tokio::time::Instant::from_std(held_since + ORDER_HOLD);
         tokio::select! {
             item = done.recv() => match item {
+                // In order, the usual case: straight through.
+                Some((seq, delivery)) if seq == next && waiting.is_empty() => {
+                    pass(delivery);
+                    next += 1;
+                    continue;
+                }
+                // Its turn was skipped; hand it on now rather than never.
                 Some((seq, delivery)) if seq < next => {
-                    // Its turn was skipped; hand it on now rather than never.
-                    if let Some(delivery) = delivery {
-                        let _ = tx.send(delivery);
-                    }
+                    pass(delivery);
+                    continue;
                 }
                 Some((seq, delivery)) => {
                     if waiting.is_empty() {
-                        held_since = Instant::now();
+                        hold.as_mut().reset(tokio::time::Instant::now() + ORDER_HOLD);
                     }
                     waiting.insert(seq, delivery);
                 }
                 None => {
-                    for delivery in waiting.into_values().flatten() {
-                        let _ = tx.send(delivery);
-                    }
+                    waiting.into_values().for_each(pass);
                     return;
                 }
             },
-            () = tokio::time::sleep_until(hold_over), if !waiting.is_empty() => {
+            () = &mut hold, if !waiting.is_empty() => {
                 if let Some(&first) = waiting.keys().next() {
                     debug!(skipped = first - next, "messages out of order: not waiting any longer for earlier ones");
                     next = first;
                 }
             }
         }
-        let mut progressed = false;
+        let before = next;
         while let Some(delivery) = waiting.remove(&next) {
-            if let Some(delivery) = delivery {
-                let _ = tx.send(delivery);
-            }
+            pass(delivery);
             next += 1;
-            progressed = true;
         }
-        if progressed {
-            held_since = Instant::now();
+        if next != before && !waiting.is_empty() {
+            hold.as_mut()
+                .reset(tokio::time::Instant::now() + ORDER_HOLD);
         }
     }
 }
@@ -849,5 +863,65 @@ impl RateLimiter {
         } else {
             entry.2 += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(path: &str) -> Option<Delivery> {
+        Some(Delivery {
+            envelope: Envelope::new(path, Message::Ping),
+            received: Instant::now(),
+        })
+    }
+
+    fn paths(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|d| d.envelope.path)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_leave_in_accept_order_and_a_stuck_one_is_not_waited_for_long() {
+        let (done, finished) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(sequence(finished, tx));
+        let settle = || tokio::time::sleep(Duration::from_millis(1));
+
+        // 1 and 2 finish before 0: they wait for it, then all leave in order.
+        done.send((1, delivery("b"))).unwrap();
+        done.send((2, delivery("c"))).unwrap();
+        settle().await;
+        assert!(paths(&mut rx).is_empty());
+        done.send((0, delivery("a"))).unwrap();
+        settle().await;
+        assert_eq!(paths(&mut rx), ["a", "b", "c"]);
+
+        // A connection that yields nothing still takes its turn.
+        done.send((3, None)).unwrap();
+        done.send((4, delivery("e"))).unwrap();
+        settle().await;
+        assert_eq!(paths(&mut rx), ["e"]);
+
+        // 5 is stuck: 6 waits for ORDER_HOLD, not longer; 5 comes late and
+        // still gets through.
+        done.send((6, delivery("g"))).unwrap();
+        tokio::time::sleep(ORDER_HOLD - Duration::from_millis(5)).await;
+        assert!(paths(&mut rx).is_empty());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(paths(&mut rx), ["g"]);
+        done.send((5, delivery("f"))).unwrap();
+        done.send((7, delivery("h"))).unwrap();
+        settle().await;
+        assert_eq!(paths(&mut rx), ["f", "h"]);
+
+        // When the acceptor is gone, what waits is handed on and the stream ends.
+        done.send((9, delivery("j"))).unwrap();
+        drop(done);
+        settle().await;
+        assert_eq!(paths(&mut rx), ["j"]);
+        assert!(rx.recv().await.is_none());
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ConfigError};
-use crate::link::{Client, ClientConfig, Delivery, Incoming, LinkError, LinkState};
+use crate::link::{Client, ClientConfig, Delivery, LinkError, LinkState};
 use crate::notify::Notifier;
 use crate::protocol::{Event, Message};
 use crate::supervisor::{Settings, Supervisor};
@@ -44,12 +44,36 @@ pub struct Handle {
     /// The supervisor of the hook runs.
     pub supervisor: Supervisor,
     events: Arc<AtomicU64>,
+    decisions: Arc<Decisions>,
+}
+
+/// When each event's hooks were decided, kept only while asked for (benchmarks).
+#[derive(Default)]
+struct Decisions {
+    on: std::sync::atomic::AtomicBool,
+    seen: std::sync::Mutex<Vec<(u64, Instant)>>,
 }
 
 impl Handle {
     /// Tracim events received so far.
     pub fn events_received(&self) -> u64 {
         self.events.load(Ordering::Relaxed)
+    }
+
+    /// Starts noting, for each event, when the hooks it runs were decided.
+    pub fn record_decisions(&self) {
+        self.decisions.on.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes what was noted: `(event id, when its hooks were decided)`.
+    pub fn take_decisions(&self) -> Vec<(u64, Instant)> {
+        std::mem::take(
+            &mut *self
+                .decisions
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 }
 
@@ -64,18 +88,6 @@ pub struct Service {
     notifier: Notifier,
 }
 
-/// Moves one client's messages into the service's single stream, so a client
-/// replaced on reload still hands over what it already received.
-fn forward(mut incoming: Incoming, tx: mpsc::UnboundedSender<Delivery>) {
-    tokio::spawn(async move {
-        while let Some(delivery) = incoming.recv().await {
-            if tx.send(delivery).is_err() {
-                return;
-            }
-        }
-    });
-}
-
 impl Service {
     /// Binds the socket and starts registering, with `config` loaded from `config_path`.
     pub async fn start(
@@ -84,9 +96,9 @@ impl Service {
         notifier: Notifier,
     ) -> Result<Service, ServiceError> {
         let supervisor = Supervisor::new(Settings::from(&config.defaults));
-        let (client, incoming) = Client::start(ClientConfig::from(&config.daemon)).await?;
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
-        forward(incoming, deliveries_tx.clone());
+        let client =
+            Client::start_into(ClientConfig::from(&config.daemon), deliveries_tx.clone()).await?;
         Ok(Service {
             config_path,
             config: Arc::new(config),
@@ -96,6 +108,7 @@ impl Service {
             handle: Handle {
                 supervisor,
                 events: Arc::new(AtomicU64::new(0)),
+                decisions: Arc::default(),
             },
             notifier,
         })
@@ -163,6 +176,7 @@ impl Service {
             return;
         };
         self.handle.events.fetch_add(1, Ordering::Relaxed);
+        let id = event.id();
         dispatch(
             &self.config,
             &self.handle.supervisor,
@@ -170,6 +184,15 @@ impl Service {
             event,
             delivery.received,
         );
+        if self.handle.decisions.on.load(Ordering::Relaxed) {
+            let mut seen = self
+                .handle
+                .decisions
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            seen.push((id, Instant::now()));
+        }
     }
 
     async fn reload(&mut self) {
@@ -216,17 +239,15 @@ impl Service {
         if same_socket {
             self.client.shutdown().await;
         }
-        match Client::start(ClientConfig::from(new)).await {
-            Ok((client, incoming)) => {
-                forward(incoming, self.deliveries_tx.clone());
+        let tx = self.deliveries_tx.clone();
+        match Client::start_into(ClientConfig::from(new), tx.clone()).await {
+            Ok(client) => {
                 std::mem::replace(&mut self.client, client).shutdown().await;
                 Ok(())
             }
             Err(e) if same_socket => {
                 // Back to the daemon we had: its socket path is free again.
-                let (client, incoming) = Client::start(ClientConfig::from(old)).await?;
-                forward(incoming, self.deliveries_tx.clone());
-                self.client = client;
+                self.client = Client::start_into(ClientConfig::from(old), tx).await?;
                 Err(e)
             }
             Err(e) => Err(e),
