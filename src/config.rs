@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use crate::link::ClientConfig;
 use crate::matcher::{Condition, Matcher, PatternError};
 use crate::paths;
 
@@ -36,37 +37,14 @@ const MAX_SOCKET_PATH: usize = 107;
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// How to reach the daemon.
-    pub daemon: DaemonSettings,
+    /// The `[daemon]` table: how to reach the daemon.
+    pub daemon: ClientConfig,
     /// Settings for the whole runner, and defaults for the hooks.
     pub defaults: Defaults,
     /// The hooks, in file order.
     pub hooks: Vec<Arc<Hook>>,
     /// All `on` patterns and `where` conditions, compiled once.
     pub matcher: Matcher,
-}
-
-/// The `[daemon]` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DaemonSettings {
-    /// The TracimDaemon's master socket.
-    pub master_socket: PathBuf,
-    /// This runner's own socket, where the daemon delivers.
-    pub socket: PathBuf,
-    /// Largest message read from one connection.
-    pub max_message: usize,
-    /// How long one connection may take to deliver its message.
-    pub read_timeout: Duration,
-    /// Register again when no ping came for this long.
-    pub ping_timeout: Duration,
-    /// How often to ask the daemon whether it still lists this client.
-    pub check_interval: Duration,
-    /// How often to look whether the master socket was replaced (daemon restart).
-    pub watch_interval: Duration,
-    /// Longest wait between two registration attempts.
-    pub retry_max: Duration,
-    /// Complaints about bad input are logged at most 5 times per kind in this window.
-    pub log_window: Duration,
 }
 
 /// How a hook's output is handled.
@@ -678,7 +656,7 @@ impl<'a> Parser<'a> {
         Some(path)
     }
 
-    fn daemon(&mut self, raw: RawDaemon) -> Option<DaemonSettings> {
+    fn daemon(&mut self, raw: RawDaemon) -> Option<ClientConfig> {
         let master = self.socket_path(
             raw.master_socket,
             paths::default_master_socket(),
@@ -690,22 +668,20 @@ impl<'a> Parser<'a> {
                 self.problem(v.span(), None, "max_message must be at least 4096 bytes");
                 None
             }
-            Some(v) => Some(usize::try_from(*v.get_ref()).unwrap_or(usize::MAX)),
-            None => Some(16 * 1024 * 1024),
+            Some(v) => Some(usize::try_from(*v.get_ref()).ok()),
+            None => Some(None),
         };
-        let d = |v: Option<HumanDuration>, default: u64| {
-            v.map_or(Duration::from_millis(default), |d| d.0)
-        };
-        Some(DaemonSettings {
-            master_socket: master?,
-            socket: socket?,
-            max_message: max_message?,
-            read_timeout: d(raw.read_timeout, 5_000),
-            ping_timeout: d(raw.ping_timeout, 75_000),
-            check_interval: d(raw.check_interval, 60_000),
-            watch_interval: d(raw.watch_interval, 1_000),
-            retry_max: d(raw.retry_max, 5_000),
-            log_window: d(raw.log_window, 10_000),
+        let defaults = ClientConfig::new(master?, socket?);
+        let d = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |d| d.0);
+        Some(ClientConfig {
+            max_message: max_message?.unwrap_or(defaults.max_message),
+            read_timeout: d(raw.read_timeout, defaults.read_timeout),
+            ping_timeout: d(raw.ping_timeout, defaults.ping_timeout),
+            check_interval: d(raw.check_interval, defaults.check_interval),
+            watch_interval: d(raw.watch_interval, defaults.watch_interval),
+            retry_max: d(raw.retry_max, defaults.retry_max),
+            log_window: d(raw.log_window, defaults.log_window),
+            ..defaults
         })
     }
 

@@ -39,7 +39,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::config::DaemonSettings;
 use crate::protocol::{AccountInfo, ClientInfo, DecodeError, Envelope, MAX_TO_DAEMON, Message};
 
 /// How a [`Client`] reaches the daemon and how patient it is.
@@ -82,23 +81,6 @@ impl ClientConfig {
             retry_max: Duration::from_secs(5),
             max_connections: 512,
             log_window: Duration::from_secs(10),
-        }
-    }
-}
-
-impl From<&DaemonSettings> for ClientConfig {
-    fn from(d: &DaemonSettings) -> Self {
-        ClientConfig {
-            master_socket: d.master_socket.clone(),
-            socket: d.socket.clone(),
-            max_message: d.max_message,
-            read_timeout: d.read_timeout,
-            ping_timeout: d.ping_timeout,
-            check_interval: d.check_interval,
-            watch_interval: d.watch_interval,
-            retry_max: d.retry_max,
-            log_window: d.log_window,
-            ..ClientConfig::new(&d.master_socket, &d.socket)
         }
     }
 }

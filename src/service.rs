@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ConfigError};
-use crate::link::{Client, ClientConfig, Delivery, LinkError, LinkState};
+use crate::link::{Client, Delivery, LinkError, LinkState};
 use crate::notify::Notifier;
 use crate::protocol::{Event, Message};
 use crate::supervisor::{Settings, Supervisor};
@@ -97,8 +97,7 @@ impl Service {
     ) -> Result<Service, ServiceError> {
         let supervisor = Supervisor::new(Settings::from(&config.defaults));
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
-        let client =
-            Client::start_into(ClientConfig::from(&config.daemon), deliveries_tx.clone()).await?;
+        let client = Client::start_into(config.daemon.clone(), deliveries_tx.clone()).await?;
         Ok(Service {
             config_path,
             config: Arc::new(config),
@@ -230,7 +229,7 @@ impl Service {
     async fn relink(&mut self, config: &Config) -> Result<(), LinkError> {
         let (old, new) = (&self.config.daemon, &config.daemon);
         if old.socket == new.socket && old.master_socket == new.master_socket {
-            if ClientConfig::from(old) != ClientConfig::from(new) {
+            if old != new {
                 warn!("changed [daemon] timings take effect at the next restart");
             }
             return Ok(());
@@ -240,14 +239,14 @@ impl Service {
             self.client.shutdown().await;
         }
         let tx = self.deliveries_tx.clone();
-        match Client::start_into(ClientConfig::from(new), tx.clone()).await {
+        match Client::start_into(new.clone(), tx.clone()).await {
             Ok(client) => {
                 std::mem::replace(&mut self.client, client).shutdown().await;
                 Ok(())
             }
             Err(e) if same_socket => {
                 // Back to the daemon we had: its socket path is free again.
-                self.client = Client::start_into(ClientConfig::from(old), tx).await?;
+                self.client = Client::start_into(old.clone(), tx).await?;
                 Err(e)
             }
             Err(e) => Err(e),
