@@ -175,7 +175,7 @@ struct Shared {
     last_ping: Mutex<Instant>,
     /// Bumped at each `daemon_account_info`, so the registrar can wait for the next one.
     account_infos: watch::Sender<u64>,
-    /// Set when the daemon lists clients without this one.
+    /// Notified when the daemon announces this client deleted.
     forgotten: tokio::sync::Notify,
     waiters: Mutex<Waiters>,
     complaints: RateLimiter,
@@ -187,7 +187,8 @@ pub struct Client {
     shared: Arc<Shared>,
     acceptor: JoinHandle<()>,
     registrar: JoinHandle<()>,
-    inode: (u64, u64),
+    /// What our socket file is, so that only ours is ever removed.
+    identity: Option<FileIdentity>,
     left: bool,
 }
 
@@ -220,9 +221,7 @@ impl Client {
             return Err(LinkError::RelativePath(config.socket.clone()));
         }
         let listener = bind(&config.socket)?;
-        let inode = std::fs::metadata(&config.socket)
-            .map(|m| (m.dev(), m.ino()))
-            .unwrap_or_default();
+        let identity = file_identity(&config.socket);
         let shared = Arc::new(Shared {
             self_path: config.socket.to_string_lossy().into_owned(),
             pid: std::process::id().to_string(),
@@ -246,7 +245,7 @@ impl Client {
             shared,
             acceptor,
             registrar,
-            inode,
+            identity,
             left: false,
         })
     }
@@ -314,7 +313,7 @@ impl Client {
         self.acceptor.abort();
         let _ = (&mut self.acceptor).await;
         self.shared.complaints.flush(true);
-        remove_own_socket(&self.shared.config.socket, self.inode);
+        remove_own_socket(&self.shared.config.socket, self.identity);
         self.shared.state.send_replace(LinkState::Stopped);
     }
 }
@@ -327,7 +326,7 @@ impl Drop for Client {
         if !self.left {
             self.registrar.abort();
             self.acceptor.abort();
-            remove_own_socket(&self.shared.config.socket, self.inode);
+            remove_own_socket(&self.shared.config.socket, self.identity);
         }
     }
 }
@@ -338,10 +337,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Removes the socket only if it is still ours: a newer instance may have taken
 /// the path since.
-fn remove_own_socket(path: &Path, inode: (u64, u64)) {
-    if let Ok(meta) = std::fs::symlink_metadata(path)
-        && (meta.dev(), meta.ino()) == inode
-    {
+fn remove_own_socket(path: &Path, identity: Option<FileIdentity>) {
+    if identity.is_some() && file_identity(path) == identity {
         let _ = std::fs::remove_file(path);
     }
 }
@@ -693,9 +690,13 @@ pub async fn send_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out")))
 }
 
-/// What tells one master socket from its successor. The inode number alone does
-/// not: tmpfs hands a freed one out again at once, so the change time counts too.
-fn master_identity(path: &Path) -> Option<(u64, u64, i64, i64)> {
+/// Device, inode and change time of a file.
+type FileIdentity = (u64, u64, i64, i64);
+
+/// What tells one socket file from its successor at the same path. The inode
+/// number alone does not: tmpfs hands a freed one out again at once, so the
+/// change time counts too.
+fn file_identity(path: &Path) -> Option<FileIdentity> {
     std::fs::metadata(path)
         .ok()
         .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
@@ -710,7 +711,7 @@ async fn register_loop(shared: Arc<Shared>) {
     let mut said_waiting = false;
     loop {
         // --- not registered: try, and wait between tries
-        let identity = master_identity(&master);
+        let identity = file_identity(&master);
         let seen = *shared.account_infos.borrow();
         let info = ClientInfo {
             path: shared.self_path.clone(),
@@ -728,7 +729,7 @@ async fn register_loop(shared: Arc<Shared>) {
             let deadline = Instant::now() + backoff;
             while Instant::now() < deadline {
                 tokio::time::sleep(config.watch_interval.min(deadline - Instant::now())).await;
-                if master_identity(&master) != identity {
+                if file_identity(&master) != identity {
                     break;
                 }
             }
@@ -762,10 +763,7 @@ async fn register_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn watch_registration(
-    shared: &Shared,
-    identity: Option<(u64, u64, i64, i64)>,
-) -> &'static str {
+async fn watch_registration(shared: &Shared, identity: Option<FileIdentity>) -> &'static str {
     let config = &shared.config;
     let mut watch = tokio::time::interval(config.watch_interval);
     let mut check = tokio::time::interval(config.check_interval);
@@ -773,7 +771,7 @@ async fn watch_registration(
     loop {
         tokio::select! {
             _ = watch.tick() => {
-                if master_identity(&config.master_socket) != identity {
+                if file_identity(&config.master_socket) != identity {
                     return "the daemon's master socket was replaced (daemon restart)";
                 }
                 if lock(&shared.last_ping).elapsed() > config.ping_timeout {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::link::{Client, Delivery, LinkError, LinkState};
 use crate::notify::Notifier;
 use crate::protocol::{Event, Message};
@@ -27,13 +27,10 @@ pub enum Control {
     Shutdown,
 }
 
-/// Fatal errors of the runner.
+/// Fatal errors of the runner at start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// The config could not be loaded at start.
-    #[error("{0}")]
-    Config(#[from] ConfigError),
-    /// The link could not be set up.
+    /// The link could not be set up (socket taken, not bindable).
     #[error("{0}")]
     Link(#[from] LinkError),
 }
@@ -149,7 +146,9 @@ impl Service {
                     Some(Control::Shutdown) | None => break,
                 },
                 changed = state.changed() => {
-                    if changed.is_err() {
+                    // A client replaced on reload says Stopped, then goes: follow
+                    // the new one instead of reporting that.
+                    if changed.is_err() || *state.borrow() == LinkState::Stopped {
                         state = self.client.state();
                     }
                     let line = self.status_line(&state.borrow_and_update());
@@ -257,14 +256,15 @@ impl Service {
         self.notifier.stopping();
         info!("stopping");
         self.client.shutdown().await;
-        // What arrived before the stop is handed on, so that each such run is
-        // accounted for (run, or logged as never started), not silently lost.
+        // Events that arrived but were not dispatched before the stop: each run
+        // they would have started is logged as never started, not lost silently.
         drop(self.deliveries_tx);
+        let user_id = self.client.user_id().unwrap_or_default();
         while let Ok(delivery) = self.deliveries.try_recv() {
             let Message::TracimEvent(event) = delivery.envelope.message else {
                 continue;
             };
-            for hook in self.config.matcher.select(&event, "") {
+            for hook in self.config.matcher.select(&event, &user_id) {
                 warn!(hook = %hook.name, event_id = event.id(), "run never started: shutting down");
             }
         }
