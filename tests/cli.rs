@@ -406,3 +406,49 @@ run = "true"
         rest = &rest[at + line.len()..];
     }
 }
+
+#[test]
+fn exec_passes_its_argv_untouched_and_run_goes_through_the_shell() {
+    let place = Place::new();
+    let out = place.out();
+    let config = place.write_config(&format!(
+        r#"
+[[hook]]
+name = "argv"
+on = "*"
+exec = ["/bin/sh", "-c", 'printf "%s|" "$0" "$@" > "{out}/argv"', "$HOME", "a b", "*"]
+
+[[hook]]
+name = "script"
+on = "*"
+run = 'printf "%s|" $TRACIM_ENTITY_TYPE "$TRACIM_FIELDS_TAG_TAG_NAME" > "{out}/script"'
+cwd = "{out}"
+"#,
+        out = out.display()
+    ));
+    let output = run(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "test",
+            "--run",
+            &format!(
+                "{}/tests/fixtures/tag.created.json",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // No shell between the runner and an exec hook: `$HOME`, the space and the
+    // `*` arrive as written.
+    assert_eq!(
+        std::fs::read_to_string(out.join("argv")).unwrap(),
+        "$HOME|a b|*|"
+    );
+    // A run script is the shell's to expand.
+    assert_eq!(
+        std::fs::read_to_string(out.join("script")).unwrap(),
+        "tag|urgent|"
+    );
+}
