@@ -8,7 +8,8 @@ use tracim_hooks::protocol::Message;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(master), Some(socket)) = (args.next(), args.next()) else {
-        return Err("usage: mini_client MASTER_SOCKET OWN_SOCKET".into());
+        eprintln!("usage: mini_client MASTER_SOCKET OWN_SOCKET");
+        std::process::exit(2);
     };
     let (mut client, mut incoming) = Client::start(ClientConfig::new(master, socket)).await?;
     loop {

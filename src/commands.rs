@@ -9,12 +9,12 @@ use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, TestArgs};
 use crate::config::{self, Config, ConfigError};
 use crate::env::event_vars;
 use crate::matcher::Verdict;
 use crate::notify::Notifier;
-use crate::protocol::{Envelope, Event, Message};
+use crate::protocol::{DecodeError, Envelope, Event, Message};
 use crate::service::{Control, Service};
 use crate::supervisor::{Settings, Supervisor};
 
@@ -35,7 +35,13 @@ impl Failure {
 
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
-        Failure { lines: e.lines() }
+        let mut lines = e.lines();
+        if let ConfigError::Read { source, .. } = &e
+            && source.kind() == std::io::ErrorKind::NotFound
+        {
+            lines.push("No config yet? `tracim-hooks init` writes a commented one there.".into());
+        }
+        Failure { lines }
     }
 }
 
@@ -45,11 +51,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(path).await,
         Command::Check => check(&path),
-        Command::Test {
-            run,
-            user_id,
-            files,
-        } => test(&path, &files, run, &user_id).await,
+        Command::Test(args) => test(&path, args).await,
         Command::Demo => {
             let config = match cli.config {
                 Some(path) => Some(Config::load(&path)?),
@@ -95,41 +97,76 @@ async fn run(path: PathBuf) -> Result<(), Failure> {
 /// `check`: validate, then list what the config will do.
 fn check(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
+    let d = config::format_duration;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}: ok, {} hooks", path.display(), config.hooks.len());
+    let count = config.hooks.len();
+    let _ = writeln!(
+        out,
+        "{}: ok, {count} hook{}",
+        path.display(),
+        if count == 1 { "" } else { "s" }
+    );
     let _ = writeln!(
         out,
         "  master socket: {}",
         config.daemon.master_socket.display()
     );
     let _ = writeln!(out, "  own socket:    {}", config.daemon.socket.display());
+    if count == 0 {
+        let _ = writeln!(out, "warning: no [[hook]]: nothing will run");
+    }
     for hook in &config.hooks {
         let _ = writeln!(out, "hook `{}` (line {})", hook.name, hook.line);
         let _ = writeln!(out, "  on:      {}", hook.on.join(", "));
+        let case = if hook.where_case == config::Case::Insensitive {
+            " (any case)"
+        } else {
+            ""
+        };
         for condition in &hook.conditions {
             let globs: Vec<&str> = condition.globs().collect();
-            let _ = writeln!(
-                out,
-                "  where:   {} = {globs:?}{}",
-                condition.path(),
-                if hook.where_case == config::Case::Insensitive {
-                    " (any case)"
-                } else {
-                    ""
-                }
-            );
+            let _ = writeln!(out, "  where:   {} = {globs:?}{case}", condition.path());
         }
-        let _ = writeln!(out, "  {}", hook.command);
+        match &hook.command {
+            config::Command::Shell { shell, script } => {
+                let _ = writeln!(out, "  run:     {script}");
+                let _ = writeln!(out, "  shell:   {shell:?}");
+            }
+            config::Command::Exec(argv) => {
+                let _ = writeln!(out, "  exec:    {argv:?}");
+            }
+        }
+        if let Some(cwd) = &hook.cwd {
+            let missing = if cwd.is_dir() {
+                ""
+            } else {
+                "   (warning: no such directory now)"
+            };
+            let _ = writeln!(out, "  cwd:     {}{missing}", cwd.display());
+        }
+        if !hook.env.is_empty() {
+            let names: Vec<&str> = hook.env.iter().map(|(k, _)| k.as_str()).collect();
+            let _ = writeln!(out, "  env:     {}", names.join(", "));
+        }
         let _ = writeln!(
             out,
-            "  timeout: {:?} (then SIGKILL after {:?}), mode: {:?}, output: {:?}, retries: {}{}",
-            hook.timeout,
-            hook.kill_after,
-            hook.mode,
-            hook.output,
+            "  limits:  timeout {}, SIGKILL {} later; mode {}; output {}; retries {} (first after {}){}",
+            d(hook.timeout),
+            d(hook.kill_after),
+            format!("{:?}", hook.mode).to_lowercase(),
+            format!("{:?}", hook.output).to_lowercase(),
             hook.retries,
-            if hook.skip_own { ", skip_own" } else { "" }
+            d(hook.retry_delay),
+            if hook.skip_own { "; skip_own" } else { "" }
         );
+        for pattern in &hook.on {
+            if !crate::matcher::matches_a_known_type(pattern) {
+                let _ = writeln!(
+                    out,
+                    "  warning: `{pattern}` matches no event type Tracim sends today"
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -155,7 +192,13 @@ fn init(path: &Path, force: bool) -> Result<(), Failure> {
         "  1. Edit it: each [[hook]] names event types (`on`) and a command (`run` or `exec`)."
     );
     println!("  2. Check it:              tracim-hooks check");
-    println!("  3. Try it on an event:    tracim-hooks test event.json   (or: tracim-hooks demo)");
+    println!(
+        "  3. Try it on an event:    tracim-hooks test --sample mention.created   (or --sample all)"
+    );
+    println!(
+        "     All hooks, all samples, through a simulated daemon: tracim-hooks demo --config {}",
+        path.display()
+    );
     println!(
         "  4. Run it as a service:   see \"Running as a systemd user service\" in the README."
     );
@@ -176,60 +219,101 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// One event read by `test`, with where it came from.
+#[derive(Debug)]
 struct Input {
     origin: String,
     event: Event,
 }
 
-/// Reads events from a file's text: one JSON TLM, a daemon_tracim_event
-/// message, or JSON lines of either.
-fn parse_inputs(name: &str, text: &str) -> Result<Vec<Input>, Vec<String>> {
+/// Reads events from a file's text: one JSON document (a TLM, or a whole
+/// daemon_tracim_event message), or JSON lines of them. Returns the events that
+/// could be read and a message for each that could not.
+fn parse_inputs(name: &str, text: &str) -> (Vec<Input>, Vec<String>) {
     let whole = text.trim();
-    if let Ok(event) = parse_one(whole) {
-        return Ok(vec![Input {
-            origin: name.to_owned(),
-            event,
-        }]);
+    if whole.is_empty() {
+        return (Vec::new(), vec![format!("{name}: no event in it")]);
+    }
+    let syntax = match serde_json::from_str::<serde::de::IgnoredAny>(whole) {
+        Ok(_) => {
+            return match parse_one(whole) {
+                Ok(event) => (
+                    vec![Input {
+                        origin: name.to_owned(),
+                        event,
+                    }],
+                    Vec::new(),
+                ),
+                Err(e) => (Vec::new(), vec![format!("{name}: {e}")]),
+            };
+        }
+        Err(e) => e,
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let json_lines = lines.clone().count() > 1
+        && lines
+            .next()
+            .is_some_and(|(_, l)| serde_json::from_str::<serde::de::IgnoredAny>(l).is_ok());
+    if !json_lines {
+        // One document with a mistake: point at it.
+        return (
+            Vec::new(),
+            vec![format!(
+                "{name}:{}:{}: not JSON: {}",
+                syntax.line(),
+                syntax.column(),
+                json_message(&syntax)
+            )],
+        );
     }
     let mut inputs = Vec::new();
     let mut errors = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
             continue;
         }
-        match parse_one(line) {
+        match parse_one(line.trim()) {
             Ok(event) => inputs.push(Input {
-                origin: format!("{name}:{}", number + 1),
+                origin: format!("{name}:{}", index + 1),
                 event,
             }),
-            Err(e) => errors.push(format!("{name}:{}: cannot read an event: {e}", number + 1)),
+            Err(e) => errors.push(format!("{name}:{}: {e}", index + 1)),
         }
     }
-    if errors.is_empty() && !inputs.is_empty() {
-        Ok(inputs)
-    } else if inputs.is_empty() && errors.is_empty() {
-        Err(vec![format!("{name}: no event in it")])
-    } else {
-        Err(errors)
+    (inputs, errors)
+}
+
+/// serde_json's message without its " at line L column C" (said elsewhere).
+fn json_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
     }
 }
 
+/// One document: a TLM, or a daemon message that carries one.
 fn parse_one(text: &str) -> Result<Event, String> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if value.get("type").is_some() && value.get("event_type").is_none() {
-        match Envelope::decode(text.as_bytes())
-            .map_err(|e| e.to_string())?
-            .message
-        {
-            Message::TracimEvent(event) => Ok(event),
-            other => Err(format!(
-                "a `{}` message, not daemon_tracim_event",
-                other.kind()
-            )),
-        }
-    } else {
-        Event::from_text(text).map_err(|e| e.to_string())
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("not JSON: {} (column {})", json_message(&e), e.column()))?;
+    let is_envelope = value.get("type").is_some() && value.get("event_type").is_none();
+    if !is_envelope {
+        return Event::from_text(text).map_err(|e| match e {
+            DecodeError::Tlm(e) => format!("not a Tracim event: {}", json_message(&e)),
+            other => other.to_string(),
+        });
+    }
+    match Envelope::decode(text.as_bytes())
+        .map_err(|e| e.to_string())?
+        .message
+    {
+        Message::TracimEvent(event) => Ok(event),
+        other => Err(format!(
+            "a `{}` message, not daemon_tracim_event",
+            other.kind()
+        )),
     }
 }
 
@@ -261,25 +345,35 @@ fn shorten(text: &str, max: usize) -> String {
 /// `test`: which hooks each event runs and why the others do not; without `--run`
 /// what a hook would get, with `--run` the real runs under the same supervision
 /// as the service.
-async fn test(path: &Path, files: &[PathBuf], run: bool, user_id: &str) -> Result<(), Failure> {
+async fn test(path: &Path, args: TestArgs) -> Result<(), Failure> {
     let config = Config::load(path)?;
-    let stdin = [PathBuf::from("-")];
-    let files = if files.is_empty() { &stdin[..] } else { files };
     let mut problems = Vec::new();
     let mut inputs = Vec::new();
+    for name in &args.sample {
+        match samples(name) {
+            Ok(found) => inputs.extend(found),
+            Err(e) => problems.push(e),
+        }
+    }
+    let stdin = [PathBuf::from("-")];
+    let files = match (&args.files[..], &args.sample[..]) {
+        ([], []) => &stdin[..],
+        (files, _) => files,
+    };
     for file in files {
         match read_input(file) {
-            Ok((name, text)) => match parse_inputs(&name, &text) {
-                Ok(found) => inputs.extend(found),
-                Err(errors) => problems.extend(errors),
-            },
+            Ok((name, text)) => {
+                let (found, errors) = parse_inputs(&name, &text);
+                inputs.extend(found);
+                problems.extend(errors);
+            }
             Err(e) => problems.push(e),
         }
     }
 
     let supervisor = Supervisor::new(Settings::from(&config.defaults));
     let mut reports = supervisor.reports();
-    let user_id: Arc<str> = user_id.into();
+    let user_id: Arc<str> = args.user_id.unwrap_or_default().into();
     let mut out = std::io::stdout().lock();
     for input in &inputs {
         let event = &input.event;
@@ -296,7 +390,7 @@ async fn test(path: &Path, files: &[PathBuf], run: bool, user_id: &str) -> Resul
                 continue;
             }
             let _ = writeln!(out, "  RUN   {}", hook.name);
-            if run {
+            if args.run {
                 let _ = supervisor.submit(hook, event.clone(), user_id.clone());
                 continue;
             }
@@ -309,31 +403,17 @@ async fn test(path: &Path, files: &[PathBuf], run: bool, user_id: &str) -> Resul
         }
     }
     drop(out);
-    if run {
+    if args.run {
         supervisor.wait_idle().await;
-        drop(supervisor);
         let mut out = std::io::stdout().lock();
         while let Ok(report) = reports.try_recv() {
-            let status = match &report.result {
-                Ok(outcome) => format!(
-                    "{}{} in {} ms",
-                    outcome.exit,
-                    if outcome.timed_out {
-                        " (timed out)"
-                    } else {
-                        ""
-                    },
-                    outcome.duration.as_millis()
-                ),
-                Err(e) => e.clone(),
-            };
+            let status = report.status();
             let _ = writeln!(
                 out,
                 "ran {} for event {}: {status}",
                 report.hook, report.event_id
             );
-            let failed = !matches!(&report.result, Ok(o) if o.success());
-            if failed && !report.will_retry {
+            if !report.success() && !report.will_retry {
                 problems.push(format!(
                     "hook `{}` failed for event {}: {status}",
                     report.hook, report.event_id
@@ -348,6 +428,32 @@ async fn test(path: &Path, files: &[PathBuf], run: bool, user_id: &str) -> Resul
     }
 }
 
+/// The bundled sample of a type, or all of them.
+fn samples(name: &str) -> Result<Vec<Input>, String> {
+    let chosen: Vec<&(&str, &str)> = crate::demo::SAMPLES
+        .iter()
+        .filter(|(event_type, _)| name == "all" || *event_type == name)
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = crate::demo::SAMPLES.iter().map(|(t, _)| *t).collect();
+        return Err(format!(
+            "no sample `{name}`; there are: all, {}",
+            names.join(", ")
+        ));
+    }
+    chosen
+        .into_iter()
+        .map(|(event_type, text)| {
+            Event::from_text(*text)
+                .map(|event| Input {
+                    origin: format!("sample {event_type}"),
+                    event,
+                })
+                .map_err(|e| format!("sample {event_type}: {e}"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,32 +461,59 @@ mod tests {
     #[test]
     fn inputs_in_every_shape() {
         let tlm = r#"{"event_id":1,"event_type":"a.b","fields":{}}"#;
-        let one = parse_inputs("f", &format!("{tlm}\n")).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(one.len(), 1);
+        let ids = |(inputs, errors): (Vec<Input>, Vec<String>)| {
+            assert!(errors.is_empty(), "{errors:?}");
+            inputs.iter().map(|i| i.event.id()).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(parse_inputs("f", &format!("{tlm}\n"))), [1]);
         let lines = format!(
             "{tlm}\n\n{}\n",
             tlm.replace("\"event_id\":1", "\"event_id\":2")
         );
-        let two = parse_inputs("f", &lines).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(two.iter().map(|i| i.event.id()).collect::<Vec<_>>(), [1, 2]);
+        let (two, _) = parse_inputs("f", &lines);
         assert_eq!(two[1].origin, "f:3");
         let wire = include_str!("../tests/fixtures/wire/tracim_event.json");
-        let env = parse_inputs("w", wire).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(env[0].event.event_type(), "mention.created");
+        assert_eq!(ids(parse_inputs("w", wire)), [2]);
         let pretty = include_str!("../tests/fixtures/content.created.file.json");
-        assert_eq!(
-            parse_inputs("p", pretty).unwrap_or_else(|e| panic!("{e:?}"))[0]
-                .event
-                .id(),
-            107
-        );
-        let bad = parse_inputs("b", "{\"event_id\":1}\nnope\n").err().unwrap();
+        assert_eq!(ids(parse_inputs("p", pretty)), [107]);
+
+        // JSON lines: good lines are kept, a bad one is named.
+        let (good, bad) = parse_inputs("b", &format!("{tlm}\n{{\"event_id\":1}}\nnope\n"));
+        assert_eq!(good.len(), 1);
         assert_eq!(bad.len(), 2, "{bad:?}");
-        assert!(bad[1].starts_with("b:2: cannot read an event"));
-        let ping = parse_inputs("p", include_str!("../tests/fixtures/wire/ping.json"))
-            .err()
-            .unwrap();
+        assert_eq!(
+            bad[0],
+            "b:2: not a Tracim event: missing field `event_type`"
+        );
+        assert!(
+            bad[1].starts_with("b:3: not JSON: expected ident"),
+            "{bad:?}"
+        );
+
+        // One pretty document with a mistake: one error, where it is.
+        let broken = pretty.replace(
+            "\"label\": \"Q3 report.pdf\",",
+            "\"label\": \"Q3 report.pdf\"",
+        );
+        let (none, err) = parse_inputs("x.json", &broken);
+        assert!(none.is_empty());
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(
+            err[0].starts_with("x.json:24:7: not JSON: expected `,` or `}`"),
+            "{err:?}"
+        );
+
+        let (_, ping) = parse_inputs("p", include_str!("../tests/fixtures/wire/ping.json"));
         assert!(ping[0].contains("daemon_ping"), "{ping:?}");
+        let (_, empty) = parse_inputs("e", "  \n");
+        assert_eq!(empty, ["e: no event in it"]);
+    }
+
+    #[test]
+    fn samples_by_type_or_all() {
+        assert_eq!(samples("mention.created").unwrap()[0].event.id(), 112);
+        assert_eq!(samples("all").unwrap().len(), 18);
+        assert!(samples("nope").unwrap_err().contains("mention.created"));
     }
 
     #[test]

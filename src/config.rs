@@ -4,7 +4,7 @@
 //! lies inside one, and all mistakes of a file are reported at once, so that a user
 //! fixes them in one pass.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -356,6 +356,50 @@ fn check_file_safety(path: &Path, meta: &std::fs::Metadata) -> Result<(), Config
 // ---------------------------------------------------------------------------
 // Raw schema, as serde reads it.
 
+/// The keys of each table, for reporting every unknown key at once (serde stops
+/// at the first); `deny_unknown_fields` stays as the backstop.
+const DAEMON_KEYS: &[&str] = &[
+    "master_socket",
+    "socket",
+    "max_message",
+    "read_timeout",
+    "ping_timeout",
+    "check_interval",
+    "watch_interval",
+    "retry_max",
+    "log_window",
+];
+const DEFAULTS_KEYS: &[&str] = &[
+    "shell",
+    "timeout",
+    "kill_after",
+    "max_parallel",
+    "queue_limit",
+    "env_budget",
+    "shutdown_grace",
+    "output",
+    "retries",
+    "retry_delay",
+    "skip_own",
+];
+const HOOK_KEYS: &[&str] = &[
+    "name",
+    "on",
+    "run",
+    "exec",
+    "where",
+    "where_case",
+    "skip_own",
+    "env",
+    "cwd",
+    "timeout",
+    "kill_after",
+    "mode",
+    "output",
+    "retries",
+    "retry_delay",
+];
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
@@ -374,7 +418,7 @@ struct RawDaemon {
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
     shell: Option<Spanned<Vec<String>>>,
-    timeout: Option<HumanDuration>,
+    timeout: Option<Spanned<HumanDuration>>,
     kill_after: Option<HumanDuration>,
     max_parallel: Option<Spanned<u64>>,
     queue_limit: Option<Spanned<u64>>,
@@ -396,7 +440,7 @@ struct RawHook {
     #[serde(default)]
     env: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
     cwd: Option<Spanned<String>>,
-    timeout: Option<HumanDuration>,
+    timeout: Option<Spanned<HumanDuration>>,
     kill_after: Option<HumanDuration>,
     mode: Option<Mode>,
     output: Option<Output>,
@@ -445,6 +489,18 @@ impl<'de> Deserialize<'de> for HumanDuration {
         parse_duration(&text)
             .map(HumanDuration)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Writes a duration the way hooks.toml takes it: `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    match ms {
+        0 => "0s".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        ms => format!("{ms}ms"),
     }
 }
 
@@ -533,14 +589,54 @@ impl<'a> Parser<'a> {
         self.problem(span, hook, message);
     }
 
+    /// Reports and removes the keys a table does not know, all of them.
+    fn prune_unknown_keys(
+        &mut self,
+        table: &mut DeTable<'a>,
+        known: &[&str],
+        what: &str,
+        hook: Option<&str>,
+    ) {
+        let unknown: Vec<_> = table
+            .keys()
+            .filter(|k| !known.contains(&k.get_ref().as_ref()))
+            .cloned()
+            .collect();
+        for key in unknown {
+            let expected = known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.problem(
+                key.span(),
+                hook,
+                format!(
+                    "unknown key `{}` in {what}, expected one of {expected}",
+                    key.get_ref()
+                ),
+            );
+            table.remove(&key);
+        }
+    }
+
     fn section<T: Default + for<'de> Deserialize<'de>>(
         &mut self,
         value: Option<Spanned<DeValue<'a>>>,
+        known: &[&str],
+        what: &str,
     ) -> Option<T> {
         let Some(value) = value else {
             return Some(T::default());
         };
         let span = value.span();
+        let value = match value.into_inner() {
+            DeValue::Table(mut table) => {
+                self.prune_unknown_keys(&mut table, known, what, None);
+                Spanned::new(span.clone(), DeValue::Table(table))
+            }
+            other => Spanned::new(span.clone(), other),
+        };
         match T::deserialize(ValueDeserializer::from(value)) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -582,13 +678,13 @@ impl<'a> Parser<'a> {
                 ),
             }
         }
-        let daemon: Option<RawDaemon> = self.section(daemon);
-        let defaults: Option<RawDefaults> = self.section(defaults);
+        let daemon: Option<RawDaemon> = self.section(daemon, DAEMON_KEYS, "[daemon]");
+        let defaults: Option<RawDefaults> = self.section(defaults, DEFAULTS_KEYS, "[defaults]");
         let daemon = daemon.and_then(|d| self.daemon(d));
         let defaults = defaults.and_then(|d| self.defaults(d));
 
         let mut hooks = Vec::new();
-        let mut names = HashSet::new();
+        let mut names = HashMap::new();
         let fallback_defaults = Parser::fallback_defaults();
         for item in hook_items {
             // Hooks are checked even when [defaults] is broken, so that every
@@ -722,6 +818,14 @@ impl<'a> Parser<'a> {
             Some(s) => Some(s.into_inner()),
             None => Some(vec!["/bin/sh".into(), "-c".into()]),
         };
+        let timeout = match raw.timeout {
+            Some(t) if t.get_ref().0.is_zero() => {
+                self.problem(t.span(), None, "timeout must be more than 0");
+                None
+            }
+            Some(t) => Some(t.get_ref().0),
+            None => Some(Duration::from_secs(60)),
+        };
         let max_parallel = self.positive(raw.max_parallel, 8, "max_parallel");
         let queue_limit = self.positive(raw.queue_limit, 10_000, "queue_limit");
         let env_budget = match raw.env_budget {
@@ -742,7 +846,7 @@ impl<'a> Parser<'a> {
         };
         Some(Defaults {
             shell: shell?,
-            timeout: d(raw.timeout, 60_000),
+            timeout: timeout?,
             kill_after: d(raw.kill_after, 5_000),
             max_parallel: max_parallel?,
             queue_limit: queue_limit?,
@@ -771,7 +875,7 @@ impl<'a> Parser<'a> {
         &mut self,
         item: Spanned<DeValue<'a>>,
         defaults: &Defaults,
-        names: &mut HashSet<String>,
+        names: &mut HashMap<String, usize>,
     ) -> Option<Hook> {
         let span = item.span();
         let (line, _) = self.line_column(span.start);
@@ -784,19 +888,21 @@ impl<'a> Parser<'a> {
             .find(|(k, _)| k.get_ref() == "name")
             .and_then(|(_, v)| v.get_ref().as_str().map(str::to_owned));
         let label = label.as_deref();
-        if let Some(name) = label
-            && !names.insert(name.to_owned())
-        {
-            let name_span = table
-                .iter()
-                .find(|(k, _)| k.get_ref() == "name")
-                .map_or(span.clone(), |(k, _)| k.span());
-            self.problem(
-                name_span,
-                label,
-                "duplicate hook name: each hook needs a name of its own",
-            );
+        if let Some(name) = label {
+            if let Some(first) = names.get(name) {
+                let name_span = table
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == "name")
+                    .map_or(span.clone(), |(k, _)| k.span());
+                let message = format!(
+                    "duplicate hook name: the hook at line {first} has it already; each hook needs a name of its own"
+                );
+                self.problem(name_span, label, message);
+            } else {
+                names.insert(name.to_owned(), line);
+            }
         }
+        self.prune_unknown_keys(&mut table, HOOK_KEYS, "[[hook]]", label);
         // `where` is walked by hand: its keys are paths that may be written as
         // quoted strings or as TOML's own dotted keys.
         let where_key = table
@@ -899,6 +1005,18 @@ impl<'a> Parser<'a> {
                 None
             }
             Some(c) => match paths::expand(c.get_ref()) {
+                Ok(p) if p.is_relative() => {
+                    self.problem(
+                        c.span(),
+                        hook_name,
+                        format!(
+                            "cwd must be an absolute path (or start with `~`), got `{}`",
+                            p.display()
+                        ),
+                    );
+                    ok = false;
+                    None
+                }
                 Ok(p) => Some(p),
                 Err(e) => {
                     self.problem(c.span(), hook_name, format!("cwd: {e}"));
@@ -924,11 +1042,15 @@ impl<'a> Parser<'a> {
             }
         }
 
-        let timeout = raw.timeout.map_or(defaults.timeout, |d| d.0);
-        if timeout.is_zero() {
-            self.problem(span.clone(), hook_name, "timeout must be more than 0");
-            ok = false;
-        }
+        let timeout = match raw.timeout {
+            Some(t) if t.get_ref().0.is_zero() => {
+                self.problem(t.span(), hook_name, "timeout must be more than 0");
+                ok = false;
+                defaults.timeout
+            }
+            Some(t) => t.get_ref().0,
+            None => defaults.timeout,
+        };
         let command = command?;
         if !ok {
             return None;
@@ -1002,6 +1124,14 @@ impl<'a> Parser<'a> {
                 }
                 out.push((prefix, globs, span));
             }
+            DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => self.problem(
+                span.clone(),
+                hook,
+                format!(
+                    "{expected}: write the value as text, like \"{}\"",
+                    self.text.get(span.clone()).unwrap_or("...")
+                ),
+            ),
             _ => self.problem(span, hook, expected),
         }
     }
@@ -1101,9 +1231,30 @@ timeout = "500ms"
         let errs = errors(text);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
-            errs[0].starts_with("hooks.toml:5:1: hook `a`: unknown field `timeuot`"),
+            errs[0].starts_with("hooks.toml:5:1: hook `a`: unknown key `timeuot` in [[hook]], expected one of `name`"),
             "{errs:?}"
         );
+        assert!(errs[0].contains("`where`"), "{errs:?}");
+    }
+
+    #[test]
+    fn all_unknown_keys_and_the_errors_behind_them_show_at_once() {
+        let text = "[defaults]\ntimout = \"1s\"\nmax_paralel = 2\ntimeout = \"0s\"\n\n[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nwher = {}\ntimeout = \"0s\"\nwhere = { fields.author.user_id = 2 }\ncwd = \"relative/dir\"\n\n[[hook]]\nname = \"a\"\non = \"y\"\nrun = \"true\"\n";
+        let errs = errors(text);
+        let expect = [
+            "hooks.toml:2:1: unknown key `timout` in [defaults]",
+            "hooks.toml:3:1: unknown key `max_paralel` in [defaults]",
+            "hooks.toml:4:11: timeout must be more than 0",
+            "hooks.toml:10:1: hook `a`: unknown key `wher` in [[hook]]",
+            "hooks.toml:11:11: hook `a`: timeout must be more than 0",
+            "hooks.toml:12:35: hook `a`: `where` values must be a glob or a list of globs: write the value as text, like \"2\"",
+            "hooks.toml:13:7: hook `a`: cwd must be an absolute path",
+            "hooks.toml:16:1: hook `a`: duplicate hook name: the hook at line 6 has it already",
+        ];
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+        for (err, want) in errs.iter().zip(expect) {
+            assert!(err.starts_with(want), "{err}\nwanted: {want}");
+        }
     }
 
     #[test]
@@ -1230,6 +1381,9 @@ where = { "fields.workspace.label" = "Eng*", fields.author.username = ["!bot", "
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("1.5s").is_err());
         assert!(parse_duration("-1s").is_err());
+        for text in ["0s", "500ms", "1500ms", "30s", "5m", "90s", "1h"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
     }
 
     #[test]

@@ -192,27 +192,26 @@ pub async fn demo(config: Option<Config>) -> Result<(), Failure> {
     let _ = controls.send(Control::Shutdown);
     let _ = running.await;
 
-    let mut runs = Vec::new();
+    // The last attempt of each run tells how it ended; retries are not new runs.
+    let mut finals = Vec::new();
     while let Ok(report) = reports.try_recv() {
-        runs.push(report);
+        if !report.will_retry {
+            finals.push(report);
+        }
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out);
-    let mut failed = 0;
+    let failed = finals.iter().filter(|r| !r.success()).count();
     for (event_type, text) in SAMPLES {
         let id = Event::from_text(text).map(|e| e.id()).unwrap_or_default();
-        let ran: Vec<String> = runs
+        let ran: Vec<String> = finals
             .iter()
             .filter(|r| r.event_id == id)
-            .map(|r| match &r.result {
-                Ok(o) if o.success() => format!("{} ok", r.hook),
-                Ok(o) => {
-                    failed += 1;
-                    format!("{} FAILED ({})", r.hook, o.exit)
-                }
-                Err(e) => {
-                    failed += 1;
-                    format!("{} FAILED ({e})", r.hook)
+            .map(|r| {
+                if r.success() {
+                    format!("{} ok", r.hook)
+                } else {
+                    format!("{} FAILED: {}", r.hook, r.status())
                 }
             })
             .collect();
@@ -227,7 +226,7 @@ pub async fn demo(config: Option<Config>) -> Result<(), Failure> {
         out,
         "\n{} events delivered, {} hook runs, {failed} failed",
         SAMPLES.len(),
-        runs.len()
+        finals.len()
     );
     if failed > 0 {
         return Err(Failure {

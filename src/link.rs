@@ -529,6 +529,12 @@ async fn read_one(mut stream: UnixStream, shared: &Shared) -> Option<Delivery> {
     };
     let received = Instant::now();
     drop(stream);
+    if bytes.is_empty() {
+        // A peer that connects and closes: another instance checking whether
+        // this one is alive, say. Nothing was sent, nothing is wrong.
+        debug!("empty connection");
+        return None;
+    }
     match Envelope::decode(&bytes) {
         Ok(envelope) => {
             handle(shared, &envelope);

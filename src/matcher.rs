@@ -11,7 +11,9 @@ use std::sync::Arc;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 
 use crate::config::{Case, Hook};
-use crate::protocol::{Event, Tlm};
+use serde_json::Value;
+
+use crate::protocol::{Event, Lookup, Tlm};
 
 /// A pattern that does not compile.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,6 +56,67 @@ pub fn check_type_pattern(pattern: &str) -> Result<(), PatternError> {
     compile(glob, Case::Sensitive).map(|_| ())
 }
 
+/// Tracim's entity types, operations and content types (see "The TracimDaemon
+/// protocol" in the README).
+const ENTITIES: [&str; 10] = [
+    "user",
+    "workspace",
+    "workspace_member",
+    "content",
+    "mention",
+    "reaction",
+    "workspace_subscription",
+    "tag",
+    "content_tag",
+    "user_call",
+];
+const OPERATIONS: [&str; 6] = [
+    "created",
+    "modified",
+    "deleted",
+    "undeleted",
+    "moved",
+    "copied",
+];
+const CONTENT_TYPES: [&str; 7] = [
+    "html-document",
+    "file",
+    "folder",
+    "thread",
+    "comment",
+    "kanban",
+    "todo",
+];
+
+/// The event types Tracim sends today. Tracim adds types over versions, so this
+/// only serves warnings, never refusals.
+pub fn known_event_types() -> Vec<String> {
+    let mut types = Vec::new();
+    for entity in ENTITIES {
+        for operation in OPERATIONS {
+            types.push(format!("{entity}.{operation}"));
+            if entity == "content" {
+                types.extend(
+                    CONTENT_TYPES
+                        .iter()
+                        .map(|sub| format!("{entity}.{operation}.{sub}")),
+                );
+            }
+        }
+    }
+    types
+}
+
+/// Whether an `on` pattern (its `!` aside) matches at least one known type: a
+/// typo such as `mentions.created` would otherwise go unnoticed.
+pub fn matches_a_known_type(pattern: &str) -> bool {
+    let Ok(glob) = compile(split_negation(pattern).1, Case::Sensitive) else {
+        return false;
+    };
+    let matcher = glob.compile_matcher();
+    known_event_types().iter().any(|t| matcher.is_match(t))
+}
+
 #[derive(Debug, Clone)]
 struct FieldGlob {
     text: String,
@@ -86,16 +149,29 @@ pub struct ConditionFailure {
     pub path: String,
     /// The globs, as written.
     pub wanted: Vec<String>,
-    /// The text found there, `None` when the field is missing (or not a scalar).
-    pub saw: Option<String>,
+    /// What was found there.
+    pub saw: Seen,
+}
+
+/// What a `where` path led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Nothing: the field is not in the event.
+    Missing,
+    /// An object or a list, which has no text to compare.
+    Structure(&'static str),
+    /// This text.
+    Text(String),
 }
 
 impl fmt::Display for ConditionFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let wanted = self.wanted.join("\", \"");
+        write!(f, "where {} = [\"{wanted}\"] saw ", self.path)?;
         match &self.saw {
-            Some(saw) => write!(f, "where {} = [\"{wanted}\"] saw {saw:?}", self.path),
-            None => write!(f, "where {} = [\"{wanted}\"] saw no such field", self.path),
+            Seen::Text(text) => write!(f, "{text:?}"),
+            Seen::Missing => f.write_str("no such field"),
+            Seen::Structure(what) => write!(f, "{what}, which has no text: name a field inside it"),
         }
     }
 }
@@ -154,10 +230,16 @@ impl Condition {
             }
         }
         if negative_hit || (any_positive && !positive_hit) {
+            let saw = match (text, &lookup) {
+                (Some(text), _) => Seen::Text(text.to_owned()),
+                (None, Some(Lookup::Value(Value::Array(_)))) => Seen::Structure("a list"),
+                (None, Some(_)) => Seen::Structure("an object"),
+                (None, None) => Seen::Missing,
+            };
             Err(ConditionFailure {
                 path: self.path.clone(),
                 wanted: self.globs().map(str::to_owned).collect(),
-                saw: text.map(str::to_owned),
+                saw,
             })
         } else {
             Ok(())
@@ -493,6 +575,7 @@ mod tests {
                 "where = { fields.workspace.label = \"Sales\" }",
             ),
             hook("d", "\"*\"", "where = { fields.nope = \"x\" }"),
+            hook("d2", "\"*\"", "where = { fields.author = \"jdoe\" }"),
             hook("e", "\"*\"", "skip_own = true"),
             hook("f", "\"*\"", ""),
         ]
@@ -511,6 +594,7 @@ mod tests {
                 "b: event type matches none of on = [\"user.*\"]",
                 "c: where fields.workspace.label = [\"Sales\"] saw \"Engineering\"",
                 "d: where fields.nope = [\"x\"] saw no such field",
+                "d2: where fields.author = [\"jdoe\"] saw an object, which has no text: name a field inside it",
                 "e: skip_own: the author is the daemon's own account (user 2)",
                 "f: runs",
             ]
@@ -528,6 +612,24 @@ mod tests {
             Event::from_text(r#"{"event_id":1,"event_type":"content.modified.t250","fields":{}}"#)
                 .unwrap();
         assert_eq!(names(&config, &event, ""), ["h250", "last"]);
+    }
+
+    #[test]
+    fn typos_in_types_are_noticed() {
+        assert!(matches_a_known_type("mention.created"));
+        assert!(matches_a_known_type("content.*.html-document"));
+        assert!(matches_a_known_type("!user.*"));
+        assert!(!matches_a_known_type("mentions.created"));
+        assert!(!matches_a_known_type("TAG.created"));
+        // Every sample's type is known.
+        for entry in
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).unwrap()
+        {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if let Some(event_type) = name.strip_suffix(".json") {
+                assert!(matches_a_known_type(event_type), "{event_type}");
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The TracimDaemon wire protocol: typed messages, and their encoding and decoding.
 //!
 //! Every message is one JSON object per connection: `{"path", "type", "data"}`. The
-//! facts here follow what the daemon really sends (see `PROTOCOL.md` in the shared
-//! protocol notes), not the SDK README: type names carry the `daemon_` prefix, `pid`
+//! facts here follow what the daemon really sends (observed on the wire; the
+//! README's "The TracimDaemon protocol" sums them up), not the SDK README: type names carry the `daemon_` prefix, `pid`
 //! is a string, and `data` of `daemon_tracim_event` is a *string* holding the TLM.
 
 use std::fmt;

@@ -1,6 +1,7 @@
 //! A simulated TracimDaemon, as strict as the real one, for the tests and `demo`.
 //!
-//! It speaks the protocol the way the upstream daemon does (see PROTOCOL.md): one
+//! It speaks the protocol the way the upstream daemon does (see "The TracimDaemon
+//! protocol" in the README): one
 //! `read()` of at most 4096 bytes per message, answers as new connections to the
 //! sender's `path`, pings at an interval and drops clients that did not pong by the
 //! next tick, delivers to clients serially under one lock (a failed connect loses

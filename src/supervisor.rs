@@ -104,6 +104,37 @@ pub struct RunReport {
     pub will_retry: bool,
 }
 
+impl RunReport {
+    /// Exited 0 in time.
+    pub fn success(&self) -> bool {
+        matches!(&self.result, Ok(outcome) if outcome.success())
+    }
+
+    /// One line for people: how it ended, whether it timed out, how long it
+    /// took, and which attempt it was when there were several.
+    pub fn status(&self) -> String {
+        let mut status = match &self.result {
+            Ok(outcome) => {
+                let timed_out = if outcome.timed_out { ", timed out" } else { "" };
+                format!(
+                    "{}{timed_out} in {} ms",
+                    outcome.exit,
+                    outcome.duration.as_millis()
+                )
+            }
+            Err(e) => e.clone(),
+        };
+        if self.attempt > 1 || self.will_retry {
+            status.push_str(&format!(
+                " (attempt {}{})",
+                self.attempt,
+                if self.will_retry { ", will retry" } else { "" }
+            ));
+        }
+        status
+    }
+}
+
 struct Job {
     hook: Arc<Hook>,
     event: Event,

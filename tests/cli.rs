@@ -203,9 +203,7 @@ fn test_reads_stdin_and_fails_on_bad_input_or_failed_hooks() {
     let output = run(&["--config", config, "test", bad.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains(
-            "bad.json:1: cannot read an event: bad Tracim event: missing field `event_type`"
-        ),
+        text(&output.stderr).contains("bad.json: not a Tracim event: missing field `event_type`"),
         "{}",
         text(&output.stderr)
     );
@@ -225,9 +223,26 @@ fn check_lists_hooks_and_points_at_mistakes() {
     let output = run(&["--config", config.to_str().unwrap(), "check"], &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("ok, 1 hooks"), "{stdout}");
+    assert!(stdout.contains("ok, 1 hook\n"), "{stdout}");
     assert!(stdout.contains("hook `rec`"), "{stdout}");
     assert!(stdout.contains("on:      content.*"), "{stdout}");
+    assert!(stdout.contains("limits:  timeout 1m, SIGKILL 5s later; mode parallel; output log; retries 0 (first after 1s)"), "{stdout}");
+    assert!(stdout.contains("env:     OUT"), "{stdout}");
+    assert!(!stdout.contains("warning"), "{stdout}");
+
+    // A typo in an event type passes (Tracim adds types) but is pointed out.
+    let typo = place.write_config(
+        "[[hook]]\nname = \"t\"\non = [\"mentions.created\", \"tag.*\"]\nrun = \"true\"\n",
+    );
+    let output = run(&["--config", typo.to_str().unwrap(), "check"], &[]);
+    assert!(output.status.success());
+    assert!(
+        text(&output.stdout)
+            .contains("warning: `mentions.created` matches no event type Tracim sends today"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(!text(&output.stdout).contains("`tag.*` matches no"));
 
     let broken = "[defaults]\ntimeout = \"soon\"\n\n[[hook]]\nname = \"x\"\non = \"a[\"\nrun = \"true\"\nexec = [\"true\"]\n";
     let path = place.write_raw_config(broken);
