@@ -380,7 +380,11 @@ async fn malformed_messages_are_logged_by_kind_and_the_next_event_still_runs() {
     const NOT_UTF8: &str = "message not in UTF-8: ";
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("garbage", b"garbage }{ bytes".to_vec(), MALFORMED),
-        ("empty", Vec::new(), MALFORMED),
+        (
+            "empty (a probe: debug, not a warning)",
+            Vec::new(),
+            "DEBUG empty connection",
+        ),
         (
             "truncated JSON",
             whole[..whole.len() / 2].to_vec(),
