@@ -319,6 +319,10 @@ fn parse_one(text: &str) -> Result<Event, String> {
 
 fn read_input(file: &Path) -> Result<(String, String), String> {
     if file == Path::new("-") {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            eprintln!("reading events from stdin, Ctrl-D to end (or give files, or --sample TYPE)");
+        }
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
