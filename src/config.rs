@@ -406,19 +406,19 @@ struct RawDaemon {
     master_socket: Option<Spanned<String>>,
     socket: Option<Spanned<String>>,
     max_message: Option<Spanned<u64>>,
-    read_timeout: Option<HumanDuration>,
-    ping_timeout: Option<HumanDuration>,
-    check_interval: Option<HumanDuration>,
-    watch_interval: Option<HumanDuration>,
-    retry_max: Option<HumanDuration>,
-    log_window: Option<HumanDuration>,
+    read_timeout: Option<NonZeroDuration>,
+    ping_timeout: Option<NonZeroDuration>,
+    check_interval: Option<NonZeroDuration>,
+    watch_interval: Option<NonZeroDuration>,
+    retry_max: Option<NonZeroDuration>,
+    log_window: Option<NonZeroDuration>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
     shell: Option<Spanned<Vec<String>>>,
-    timeout: Option<Spanned<HumanDuration>>,
+    timeout: Option<NonZeroDuration>,
     kill_after: Option<HumanDuration>,
     max_parallel: Option<Spanned<u64>>,
     queue_limit: Option<Spanned<u64>>,
@@ -440,7 +440,7 @@ struct RawHook {
     #[serde(default)]
     env: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
     cwd: Option<Spanned<String>>,
-    timeout: Option<Spanned<HumanDuration>>,
+    timeout: Option<NonZeroDuration>,
     kill_after: Option<HumanDuration>,
     mode: Option<Mode>,
     output: Option<Output>,
@@ -483,6 +483,22 @@ impl<'de> Deserialize<'de> for OneOrMany {
 #[derive(Debug, Clone, Copy)]
 struct HumanDuration(Duration);
 
+/// A duration that must not be zero: a time limit, or a period that drives a timer.
+#[derive(Debug, Clone, Copy)]
+struct NonZeroDuration(Duration);
+
+impl<'de> Deserialize<'de> for NonZeroDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let HumanDuration(duration) = HumanDuration::deserialize(d)?;
+        if duration.is_zero() {
+            return Err(serde::de::Error::custom(
+                "this duration must be more than 0",
+            ));
+        }
+        Ok(NonZeroDuration(duration))
+    }
+}
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -517,14 +533,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         )
     };
     let n: u64 = number.parse().map_err(|_| bad())?;
-    let duration = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
+    let unit_ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
         _ => return Err(bad()),
     };
-    Ok(duration)
+    // A year is longer than any time limit needs; beyond it sums could overflow.
+    const MAX_MS: u64 = 365 * 24 * 3_600_000;
+    match n.checked_mul(unit_ms) {
+        Some(ms) if ms <= MAX_MS => Ok(Duration::from_millis(ms)),
+        _ => Err(format!("duration `{text}` is too long: at most 365 days")),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -768,7 +789,7 @@ impl<'a> Parser<'a> {
             None => Some(None),
         };
         let defaults = ClientConfig::new(master?, socket?);
-        let d = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |d| d.0);
+        let d = |v: Option<NonZeroDuration>, default: Duration| v.map_or(default, |d| d.0);
         Some(ClientConfig {
             max_message: max_message?.unwrap_or(defaults.max_message),
             read_timeout: d(raw.read_timeout, defaults.read_timeout),
@@ -807,7 +828,7 @@ impl<'a> Parser<'a> {
                 );
                 None
             }
-            Some(s) if !s.get_ref().iter().all(|arg| !arg.contains('\0')) => {
+            Some(s) if s.get_ref().iter().any(|arg| arg.contains('\0')) => {
                 self.problem(
                     s.span(),
                     None,
@@ -817,14 +838,6 @@ impl<'a> Parser<'a> {
             }
             Some(s) => Some(s.into_inner()),
             None => Some(vec!["/bin/sh".into(), "-c".into()]),
-        };
-        let timeout = match raw.timeout {
-            Some(t) if t.get_ref().0.is_zero() => {
-                self.problem(t.span(), None, "timeout must be more than 0");
-                None
-            }
-            Some(t) => Some(t.get_ref().0),
-            None => Some(Duration::from_secs(60)),
         };
         let max_parallel = self.positive(raw.max_parallel, 8, "max_parallel");
         let queue_limit = self.positive(raw.queue_limit, 10_000, "queue_limit");
@@ -846,7 +859,7 @@ impl<'a> Parser<'a> {
         };
         Some(Defaults {
             shell: shell?,
-            timeout: timeout?,
+            timeout: raw.timeout.map_or(Duration::from_secs(60), |t| t.0),
             kill_after: d(raw.kill_after, 5_000),
             max_parallel: max_parallel?,
             queue_limit: queue_limit?,
@@ -1042,15 +1055,7 @@ impl<'a> Parser<'a> {
             }
         }
 
-        let timeout = match raw.timeout {
-            Some(t) if t.get_ref().0.is_zero() => {
-                self.problem(t.span(), hook_name, "timeout must be more than 0");
-                ok = false;
-                defaults.timeout
-            }
-            Some(t) => t.get_ref().0,
-            None => defaults.timeout,
-        };
+        let timeout = raw.timeout.map_or(defaults.timeout, |t| t.0);
         let command = command?;
         if !ok {
             return None;
@@ -1239,17 +1244,17 @@ timeout = "500ms"
 
     #[test]
     fn all_unknown_keys_and_the_errors_behind_them_show_at_once() {
-        let text = "[defaults]\ntimout = \"1s\"\nmax_paralel = 2\ntimeout = \"0s\"\n\n[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nwher = {}\ntimeout = \"0s\"\nwhere = { fields.author.user_id = 2 }\ncwd = \"relative/dir\"\n\n[[hook]]\nname = \"a\"\non = \"y\"\nrun = \"true\"\n";
+        let text = "[defaults]\ntimout = \"1s\"\nmax_paralel = 2\ntimeout = \"0s\"\n\n[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nwher = {}\ntimeout = \"0s\"\n\n[[hook]]\nname = \"a\"\non = \"y\"\nrun = \"true\"\nwhere = { fields.author.user_id = 2 }\ncwd = \"relative/dir\"\n";
         let errs = errors(text);
         let expect = [
             "hooks.toml:2:1: unknown key `timout` in [defaults]",
             "hooks.toml:3:1: unknown key `max_paralel` in [defaults]",
-            "hooks.toml:4:11: timeout must be more than 0",
+            "hooks.toml:4:11: this duration must be more than 0",
             "hooks.toml:10:1: hook `a`: unknown key `wher` in [[hook]]",
-            "hooks.toml:11:11: hook `a`: timeout must be more than 0",
-            "hooks.toml:12:35: hook `a`: `where` values must be a glob or a list of globs: write the value as text, like \"2\"",
-            "hooks.toml:13:7: hook `a`: cwd must be an absolute path",
-            "hooks.toml:16:1: hook `a`: duplicate hook name: the hook at line 6 has it already",
+            "hooks.toml:11:11: hook `a`: this duration must be more than 0",
+            "hooks.toml:14:1: hook `a`: duplicate hook name: the hook at line 6 has it already",
+            "hooks.toml:17:35: hook `a`: `where` values must be a glob or a list of globs: write the value as text, like \"2\"",
+            "hooks.toml:18:7: hook `a`: cwd must be an absolute path",
         ];
         assert_eq!(errs.len(), expect.len(), "{errs:#?}");
         for (err, want) in errs.iter().zip(expect) {
@@ -1381,6 +1386,13 @@ where = { "fields.workspace.label" = "Eng*", fields.author.username = ["!bot", "
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("1.5s").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(
+            parse_duration("99999999999999999h")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(parse_duration("365d").is_err());
+        assert!(parse_duration("8760h").is_ok());
         for text in ["0s", "500ms", "1500ms", "30s", "5m", "90s", "1h"] {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }

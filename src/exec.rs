@@ -505,9 +505,12 @@ impl Child {
         if let Some(writer) = self.stdin_writer.take() {
             writer.abort();
         }
+        // One deadline for both streams: a process outside the group (setsid)
+        // may hold them open, and the run must not keep its slot for it.
+        let drained_by = tokio::time::Instant::now() + OUTPUT_DRAIN;
         for reader in std::mem::take(&mut self.io) {
             let abort = reader.abort_handle();
-            if tokio::time::timeout(OUTPUT_DRAIN, reader).await.is_err() {
+            if tokio::time::timeout_at(drained_by, reader).await.is_err() {
                 abort.abort();
             }
         }
@@ -582,7 +585,7 @@ async fn stop_group(pgid: libc::pid_t, grace: Duration) {
             signal_group(pgid, libc::SIGKILL);
             killed = true;
         }
-        if start.elapsed() >= grace + GROUP_GIVE_UP {
+        if start.elapsed() >= grace.saturating_add(GROUP_GIVE_UP) {
             warn!(
                 pgid,
                 "processes of a hook's group survive SIGKILL; giving up on them"

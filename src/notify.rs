@@ -90,7 +90,8 @@ impl Notifier {
         {
             return None;
         }
-        (usec > 0).then(|| Duration::from_micros(usec / 2))
+        // Never a zero period: a timer cannot tick at that.
+        (usec > 0).then(|| Duration::from_micros(usec / 2).max(Duration::from_millis(1)))
     }
 }
 

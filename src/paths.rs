@@ -69,7 +69,7 @@ pub fn expand(text: &str) -> Result<PathBuf, String> {
         let value = std::env::var(name)
             .map_err(|_| format!("environment variable `{name}` is not set (in `{text}`)"))?;
         out.push_str(&value);
-        let skip = name.len() + usize::from(braced) * 2;
+        let skip = name.chars().count() + usize::from(braced) * 2;
         for _ in 0..skip {
             chars.next();
         }
@@ -98,6 +98,12 @@ mod tests {
         );
         assert_eq!(expand("/a/b$").unwrap(), PathBuf::from("/a/b$"));
         assert_eq!(expand("/a~b").unwrap(), PathBuf::from("/a~b"));
+        // A name of several bytes per character skips exactly itself.
+        assert!(expand("/x/${NAMÉ}/y").unwrap_err().contains("NAMÉ"));
+        assert_eq!(
+            expand("/${PATH}é").unwrap(),
+            PathBuf::from(format!("/{path}é"))
+        );
     }
 
     #[test]

@@ -254,26 +254,105 @@ impl fmt::Debug for Event {
     }
 }
 
-/// What the receive path checks of a TLM: the shape [`Tlm`] needs, without
-/// building any value of `fields`.
-#[derive(Deserialize)]
-struct TlmShape<'a> {
+/// What the receive path checks of a TLM: exactly what decoding it into a
+/// [`Tlm`] will need, without building any value. Every value, known key or
+/// not, goes through `deserialize_any`, so serde_json's nesting limit and
+/// number ranges hold here as they do when the TLM is decoded whole: an event
+/// accepted now decodes later.
+struct TlmShape {
     event_id: u64,
-    #[serde(borrow)]
-    event_type: std::borrow::Cow<'a, str>,
-    #[serde(default, borrow)]
-    #[allow(dead_code)]
-    created: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    #[allow(dead_code)]
-    read: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    fields: AnyObject,
+    event_type: String,
 }
 
-/// A JSON object, its contents checked for syntax only.
-#[derive(Default)]
+impl<'de> Deserialize<'de> for TlmShape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TlmShape;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Tracim Live Message (an object)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TlmShape, A::Error> {
+                use serde::de::Error;
+                let (mut event_id, mut event_type) = (None, None);
+                let mut seen = [false; 5];
+                while let Some(key) = map.next_key::<TlmKey>()? {
+                    if let Some(i) = key.known() {
+                        if std::mem::replace(&mut seen[i], true) {
+                            return Err(A::Error::custom(format_args!(
+                                "duplicate field `{}`",
+                                TlmKey::NAMES[i]
+                            )));
+                        }
+                    }
+                    match key {
+                        TlmKey::EventId => event_id = Some(map.next_value::<u64>()?),
+                        TlmKey::EventType => event_type = Some(map.next_value::<String>()?),
+                        TlmKey::Created | TlmKey::Read => {
+                            map.next_value::<Option<String>>()?;
+                        }
+                        TlmKey::Fields => {
+                            map.next_value::<AnyObject>()?;
+                        }
+                        TlmKey::Other => map.next_value_seed(Skip)?,
+                    }
+                }
+                Ok(TlmShape {
+                    event_id: event_id.ok_or_else(|| A::Error::missing_field("event_id"))?,
+                    event_type: event_type.ok_or_else(|| A::Error::missing_field("event_type"))?,
+                })
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// A top-level key of a TLM, read without allocating.
+#[derive(Clone, Copy)]
+enum TlmKey {
+    EventId,
+    EventType,
+    Created,
+    Read,
+    Fields,
+    Other,
+}
+
+impl TlmKey {
+    const NAMES: [&'static str; 5] = ["event_id", "event_type", "created", "read", "fields"];
+
+    fn known(self) -> Option<usize> {
+        (!matches!(self, TlmKey::Other)).then_some(self as usize)
+    }
+}
+
+impl<'de> Deserialize<'de> for TlmKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TlmKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<TlmKey, E> {
+                Ok(match key {
+                    "event_id" => TlmKey::EventId,
+                    "event_type" => TlmKey::EventType,
+                    "created" => TlmKey::Created,
+                    "read" => TlmKey::Read,
+                    "fields" => TlmKey::Fields,
+                    _ => TlmKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Visitor)
+    }
+}
+
+/// A JSON object, its contents checked and dropped.
 struct AnyObject;
 
 impl<'de> Deserialize<'de> for AnyObject {
@@ -352,8 +431,8 @@ impl Event {
     /// Checks a TLM's JSON text and keeps it as it is.
     pub fn from_text(text: impl Into<Box<str>>) -> Result<Self, DecodeError> {
         let raw: Box<str> = text.into();
-        let shape: TlmShape<'_> = serde_json::from_str(&raw).map_err(DecodeError::Tlm)?;
-        let (event_id, event_type) = (shape.event_id, Box::from(shape.event_type.as_ref()));
+        let shape: TlmShape = serde_json::from_str(&raw).map_err(DecodeError::Tlm)?;
+        let (event_id, event_type) = (shape.event_id, shape.event_type.into_boxed_str());
         Ok(Event {
             inner: Arc::new(EventInner {
                 raw,
@@ -373,15 +452,21 @@ impl Event {
     pub fn tlm(&self) -> &Tlm {
         let inner = &self.inner;
         inner.tlm.get_or_init(|| {
-            // The shape was checked on arrival, so this parse succeeds; should it
-            // not, the event keeps its id and type and no fields.
-            serde_json::from_str(&inner.raw).unwrap_or_else(|_| Tlm {
-                event_id: inner.event_id,
-                event_type: inner.event_type.to_string(),
-                created: None,
-                read: None,
-                fields: Map::new(),
-                extra: Map::new(),
+            // The shape was checked on arrival just as this decodes it, so this
+            // succeeds; were it ever not to, the event keeps its id and type.
+            serde_json::from_str(&inner.raw).unwrap_or_else(|e| {
+                tracing::warn!(
+                    event_id = inner.event_id,
+                    "event fields could not be decoded: {e}"
+                );
+                Tlm {
+                    event_id: inner.event_id,
+                    event_type: inner.event_type.to_string(),
+                    created: None,
+                    read: None,
+                    fields: Map::new(),
+                    extra: Map::new(),
+                }
             })
         })
     }
@@ -704,6 +789,37 @@ mod tests {
                 String::from_utf8_lossy(case)
             );
         }
+    }
+
+    #[test]
+    fn what_the_arrival_check_accepts_decodes_whole() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let cases = [
+            r#"{"event_id":1,"event_type":"a.b","fields":{"x":1}}"#.to_owned(),
+            format!(r#"{{"event_id":1,"event_type":"a.b","fields":{{}},"z":{deep}}}"#),
+            format!(r#"{{"event_id":1,"event_type":"a.b","fields":{{"x":{deep}}}}}"#),
+            r#"{"event_id":1,"event_type":"a.b","fields":{},"z":1e400}"#.to_owned(),
+            r#"{"event_id":1,"event_type":"a.b","fields":{"x":-1e400}}"#.to_owned(),
+            r#"{"event_id":1,"event_type":"a.b","fields":null}"#.to_owned(),
+            r#"{"event_id":1,"event_type":"a.b","created":5,"fields":{}}"#.to_owned(),
+            r#"{"event_id":1,"event_type":"a.b","read":null}"#.to_owned(),
+            r#"{"event_id":1,"event_id":2,"event_type":"a.b"}"#.to_owned(),
+            r#"{"event_id":1,"event_type":"a.b","z":1,"z":2}"#.to_owned(),
+            r#"{"event_id":1,"event_type":"a.b"}"#.to_owned(),
+        ];
+        for case in cases {
+            let arrival = Event::from_text(case.as_str());
+            let whole = serde_json::from_str::<Tlm>(&case);
+            if arrival.is_ok() {
+                assert!(
+                    whole.is_ok(),
+                    "accepted on arrival, refused whole: {case:.80}: {whole:?}"
+                );
+            }
+        }
+        // The escaped key is the same key.
+        let escaped = Event::from_text(r#"{"event_id":7,"event_type":"a.b"}"#).unwrap();
+        assert_eq!(escaped.id(), 7);
     }
 
     #[test]
