@@ -207,6 +207,74 @@ fn become_subreaper() {
     });
 }
 
+/// Held for reading while a process is being spawned, for writing while orphans
+/// are reaped: std's spawn waits for a child whose exec failed, and the sweep
+/// must not take that child from it.
+static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Leaders spawned and not yet reaped by their [`Child`]: the sweep leaves them
+/// to it, since their exit status is the run's result.
+static LEADERS: std::sync::Mutex<std::collections::BTreeSet<libc::pid_t>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn leaders() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<libc::pid_t>> {
+    LEADERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reaps the zombies among this process's children that no run waits for: what
+/// a hook started in a session of its own (`setsid`) and left behind, which
+/// came back to us as the subreaper. Only children outside our own process
+/// group are taken, so a child spawned by other code of this process (which
+/// stays in our group) is left to whoever waits for it. Returns how many.
+pub fn reap_orphans() -> usize {
+    let _no_spawn = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
+    let waited_for = leaders().clone();
+    // SAFETY: getpid and getpgrp have no preconditions.
+    let (me, my_group) = unsafe { (libc::getpid(), libc::getpgrp()) };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut reaped = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold anything, so fields
+        // are counted from its closing parenthesis.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace())
+            .into_iter()
+            .flatten();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|f| f.parse::<libc::pid_t>().ok());
+        let group = fields.next().and_then(|f| f.parse::<libc::pid_t>().ok());
+        let orphan_zombie =
+            state == Some("Z") && ppid == Some(me) && group.is_some_and(|g| g != my_group);
+        if orphan_zombie && !waited_for.contains(&pid) {
+            let mut status = 0;
+            // SAFETY: waitpid on a zombie child of ours with a valid status pointer.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                reaped += 1;
+            }
+        }
+    }
+    if reaped > 0 {
+        debug!(
+            reaped,
+            "reaped processes that hooks left behind outside their group"
+        );
+    }
+    reaped
+}
+
 /// Starts a process in a new process group. Must be called within a tokio runtime.
 pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     become_subreaper();
@@ -237,9 +305,12 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         Output::Null => (Stdio::null(), Stdio::null()),
     };
     command.stdout(stdout).stderr(stderr);
+    let spawning = SPAWNING.read().unwrap_or_else(|p| p.into_inner());
     let mut std_child = command.spawn().map_err(error)?;
     let started = Instant::now();
     let pid = std_child.id() as libc::pid_t;
+    leaders().insert(pid);
+    drop(spawning);
     let pidfd = open_pidfd(pid);
 
     let mut child = Child {
@@ -452,12 +523,14 @@ impl Child {
         let mut status: libc::c_int = 0;
         // SAFETY: waitpid on our own child with a valid status pointer.
         let rc = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-        match rc {
-            0 => None,
-            pid if pid == self.pid => Some(Exit::from_wait_status(status)),
-            // ECHILD: someone else reaped it; nothing more can be learnt.
-            _ => Some(Exit::Signal(0)),
-        }
+        let exit = match rc {
+            0 => return None,
+            pid if pid == self.pid => Exit::from_wait_status(status),
+            // ECHILD: someone else reaped it; the status is unknown (signal 0).
+            _ => Exit::Signal(0),
+        };
+        leaders().remove(&self.pid);
+        Some(exit)
     }
 
     /// Runs to the end within `limits`, or until `cancel` resolves (shutdown):
@@ -525,9 +598,11 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        // A child dropped unfinished (its task was aborted) must not run on unwatched.
+        // A child dropped unfinished (its task was aborted) must not run on
+        // unwatched; the orphan sweep reaps it once nobody waits for it.
         if self.reaped.is_none() {
             signal_group(self.pid, libc::SIGKILL);
+            leaders().remove(&self.pid);
         }
         if let Some(writer) = self.stdin_writer.take() {
             writer.abort();
@@ -760,6 +835,45 @@ mod tests {
         assert!(outcome.cancelled);
         assert!(!outcome.success());
         assert!(!group_exists(pgid));
+    }
+
+    #[tokio::test]
+    async fn what_a_hook_leaves_in_a_session_of_its_own_is_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // The background process leaves the group (setsid), outlives the hook,
+        // and comes back to us, the subreaper, when it ends.
+        let script = format!(
+            "setsid sleep 0.2 & echo $! > '{}'; sleep 0.05",
+            pid_file.display()
+        );
+        let outcome = run(
+            &spec(&["sh", "-c", &script], None, Output::Null),
+            LIMITS,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        assert!(outcome.success());
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+        assert!(
+            proc_dir.exists(),
+            "it must outlive the hook for this test to mean anything"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while proc_dir.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} is still there (a zombie?)"
+            );
+            reap_orphans();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::config::{Defaults, Hook, Mode};
 use crate::exec::{self, Limits, Outcome};
 use crate::protocol::Event;
 
+/// How often processes that hooks left outside their groups are reaped.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(1);
+
 /// Limits that apply over all hooks; taken from `[defaults]` and changed on reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
@@ -187,7 +190,7 @@ impl Supervisor {
     /// A supervisor with these limits. Hooks inherit the runner's environment as it
     /// is now, less the service manager's variables.
     pub fn new(settings: Settings) -> Supervisor {
-        Supervisor {
+        let supervisor = Supervisor {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     settings,
@@ -206,7 +209,29 @@ impl Supervisor {
                 spawn_latency: Mutex::new(None),
                 reporter: Mutex::new(None),
             }),
-        }
+        };
+        supervisor.sweep_orphans();
+        supervisor
+    }
+
+    /// Reaps, every second, what hooks left behind outside their process groups
+    /// (see [`exec::reap_orphans`]), for as long as the supervisor lives.
+    fn sweep_orphans(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(ORPHAN_SWEEP);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if inner.strong_count() == 0 {
+                    return;
+                }
+                let _ = tokio::task::spawn_blocking(exec::reap_orphans).await;
+            }
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
