@@ -187,6 +187,8 @@ pub struct Client {
     shared: Arc<Shared>,
     acceptor: JoinHandle<()>,
     registrar: JoinHandle<()>,
+    /// Puts messages in order; ends once every connection accepted was read.
+    sequencer: JoinHandle<()>,
     /// What our socket file is, so that only ours is ever removed.
     identity: Option<FileIdentity>,
     left: bool,
@@ -238,13 +240,14 @@ impl Client {
             config,
         });
         let (done, finished_reads) = mpsc::unbounded_channel();
-        tokio::spawn(sequence(finished_reads, tx));
+        let sequencer = tokio::spawn(sequence(finished_reads, tx));
         let acceptor = tokio::spawn(accept_loop(listener, shared.clone(), done));
         let registrar = tokio::spawn(register_loop(shared.clone()));
         Ok(Client {
             shared,
             acceptor,
             registrar,
+            sequencer,
             identity,
             left: false,
         })
@@ -292,8 +295,9 @@ impl Client {
     }
 
     /// Leaves: stops registering, tells the daemon (`daemon_client_delete`),
-    /// stops accepting, and removes the socket. Afterwards the client is inert;
-    /// a second call does nothing.
+    /// stops accepting, hands on what connections already accepted still
+    /// deliver, and removes the socket. Afterwards the client is inert; a second
+    /// call does nothing.
     pub async fn shutdown(&mut self) {
         if self.left {
             return;
@@ -312,6 +316,15 @@ impl Client {
         }
         self.acceptor.abort();
         let _ = (&mut self.acceptor).await;
+        // Connections already accepted are read to their end (each within
+        // read_timeout), so what they carry is not lost.
+        let reads_done = self.shared.config.read_timeout + Duration::from_secs(1);
+        if tokio::time::timeout(reads_done, &mut self.sequencer)
+            .await
+            .is_err()
+        {
+            self.sequencer.abort();
+        }
         self.shared.complaints.flush(true);
         remove_own_socket(&self.shared.config.socket, self.identity);
         self.shared.state.send_replace(LinkState::Stopped);
@@ -326,6 +339,7 @@ impl Drop for Client {
         if !self.left {
             self.registrar.abort();
             self.acceptor.abort();
+            self.sequencer.abort();
             remove_own_socket(&self.shared.config.socket, self.identity);
         }
     }

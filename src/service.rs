@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -17,6 +17,37 @@ use crate::link::{Client, Delivery, LinkError, LinkState};
 use crate::notify::Notifier;
 use crate::protocol::{Event, Message};
 use crate::supervisor::{Settings, Supervisor};
+
+/// How long a reload that moves the socket waits for the new one to be
+/// registered before it leaves the old one.
+const RELINK_WAIT: Duration = Duration::from_secs(5);
+
+/// How many recent event ids are remembered to drop a second delivery of one.
+const RECENT_EVENTS: usize = 4096;
+
+/// The ids of the last events dispatched, to run each event once even when it
+/// arrives twice (while a reload keeps two registrations for a moment).
+#[derive(Default)]
+struct Recent {
+    order: std::collections::VecDeque<u64>,
+    ids: std::collections::HashSet<u64>,
+}
+
+impl Recent {
+    /// False when the id was seen lately; otherwise remembers it.
+    fn first_time(&mut self, id: u64) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > RECENT_EVENTS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        true
+    }
+}
 
 /// What the runner can be told while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +114,7 @@ pub struct Service {
     deliveries_tx: mpsc::UnboundedSender<Delivery>,
     handle: Handle,
     notifier: Notifier,
+    recent: Recent,
 }
 
 impl Service {
@@ -107,6 +139,7 @@ impl Service {
                 decisions: Arc::default(),
             },
             notifier,
+            recent: Recent::default(),
         })
     }
 
@@ -168,11 +201,15 @@ impl Service {
     }
 
     /// Hands an event to the hooks that take it. Non-event messages end here.
-    fn deliver(&self, delivery: Delivery) {
+    fn deliver(&mut self, delivery: Delivery) {
         let Message::TracimEvent(event) = delivery.envelope.message else {
             debug!(kind = delivery.envelope.message.kind(), "not an event");
             return;
         };
+        if !self.recent.first_time(event.id()) {
+            debug!(event_id = event.id(), "event delivered twice: run once");
+            return;
+        }
         self.handle.events.fetch_add(1, Ordering::Relaxed);
         let id = event.id();
         dispatch(
@@ -240,6 +277,13 @@ impl Service {
         let tx = self.deliveries_tx.clone();
         match Client::start_into(new.clone(), tx.clone()).await {
             Ok(client) => {
+                // Both stay registered for a moment, so the daemon always has one
+                // of them; what both receive meanwhile is run once (see `recent`).
+                let mut state = client.state();
+                let registered = state.wait_for(|s| matches!(s, LinkState::Registered { .. }));
+                if tokio::time::timeout(RELINK_WAIT, registered).await.is_err() {
+                    warn!("the new socket is not registered yet; leaving the old one anyway");
+                }
                 std::mem::replace(&mut self.client, client).shutdown().await;
                 Ok(())
             }
@@ -295,5 +339,25 @@ fn dispatch(
     for hook in hooks {
         // A refusal is logged and counted by the supervisor.
         let _ = supervisor.submit_at(hook, event.clone(), user_id.clone(), arrived);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_drop_repeats_and_forget_the_oldest() {
+        let mut recent = Recent::default();
+        assert!(recent.first_time(1));
+        assert!(!recent.first_time(1));
+        for id in 2..=(RECENT_EVENTS as u64 + 1) {
+            assert!(recent.first_time(id));
+        }
+        // 1 has been forgotten, 2 not yet.
+        assert!(recent.first_time(1));
+        assert!(!recent.first_time(RECENT_EVENTS as u64));
+        assert_eq!(recent.order.len(), RECENT_EVENTS);
+        assert_eq!(recent.ids.len(), RECENT_EVENTS);
     }
 }
