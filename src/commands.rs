@@ -434,12 +434,12 @@ async fn test(path: &Path, args: TestArgs) -> Result<(), Failure> {
 
 /// The bundled sample of a type, or all of them.
 fn samples(name: &str) -> Result<Vec<Input>, String> {
-    let chosen: Vec<&(&str, &str)> = crate::demo::SAMPLES
+    let chosen: Vec<&(&str, &str)> = crate::sim::SAMPLES
         .iter()
         .filter(|(event_type, _)| name == "all" || *event_type == name)
         .collect();
     if chosen.is_empty() {
-        let names: Vec<&str> = crate::demo::SAMPLES.iter().map(|(t, _)| *t).collect();
+        let names: Vec<&str> = crate::sim::SAMPLES.iter().map(|(t, _)| *t).collect();
         return Err(format!(
             "no sample `{name}`; there are: all, {}",
             names.join(", ")

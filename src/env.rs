@@ -57,51 +57,65 @@ fn push_name_part(name: &mut String, part: &str) {
     }));
 }
 
-/// Every scalar of the value under `prefix`, in document order.
-pub fn flatten_into(prefix: &mut String, value: &Value, out: &mut Vec<(String, String)>) {
+/// Runs `visit` with `name` extended by one path part, then restores it.
+fn under<R>(name: &mut String, part: &str, visit: impl FnOnce(&mut String) -> R) -> R {
+    let len = name.len();
+    name.push('_');
+    push_name_part(name, part);
+    let result = visit(name);
+    name.truncate(len);
+    result
+}
+
+/// Calls `f` with the variable name and text of every scalar under `value`, in
+/// document order.
+fn walk_scalars(name: &mut String, value: &Value, f: &mut impl FnMut(&str, Cow<'_, str>)) {
     match value {
         Value::Object(map) => {
             for (key, child) in map {
-                let len = prefix.len();
-                prefix.push('_');
-                push_name_part(prefix, key);
-                flatten_into(prefix, child, out);
-                prefix.truncate(len);
+                under(name, key, |name| walk_scalars(name, child, f));
             }
         }
         Value::Array(items) => {
             for (index, child) in items.iter().enumerate() {
-                let len = prefix.len();
-                prefix.push('_');
-                prefix.push_str(&index.to_string());
-                flatten_into(prefix, child, out);
-                prefix.truncate(len);
+                under(name, &index.to_string(), |name| {
+                    walk_scalars(name, child, f)
+                });
             }
         }
         scalar => {
             if let Some(text) = scalar_text(scalar) {
-                out.push((prefix.clone(), text.into_owned()));
+                f(name, text);
             }
         }
     }
 }
 
-/// Every scalar of the event as `(TRACIM_…, text)`, in the event's order.
-pub fn flatten_event(event: &Event) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut prefix = String::from("TRACIM");
-    flatten_into(&mut prefix, &event.tlm().to_value(), &mut out);
-    out
-}
-
-/// The variable-name form of a dotted path, as [`flatten_event`] names it.
-pub fn variable_name(dotted_path: &str) -> String {
+/// Every scalar of the event as (`TRACIM_…` name, text), in the event's order,
+/// straight from the decoded event: nothing of it is copied on the way.
+pub fn for_each_scalar(event: &Event, mut f: impl FnMut(&str, Cow<'_, str>)) {
+    let tlm = event.tlm();
     let mut name = String::from("TRACIM");
-    for part in dotted_path.split('.') {
-        name.push('_');
-        push_name_part(&mut name, part);
+    under(&mut name, "event_id", |n| {
+        f(n, Cow::Owned(tlm.event_id.to_string()))
+    });
+    under(&mut name, "event_type", |n| {
+        f(n, Cow::Borrowed(&tlm.event_type))
+    });
+    under(&mut name, "created", |n| {
+        f(n, Cow::Borrowed(tlm.created.as_deref().unwrap_or("")))
+    });
+    under(&mut name, "read", |n| {
+        f(n, Cow::Borrowed(tlm.read.as_deref().unwrap_or("")))
+    });
+    under(&mut name, "fields", |name| {
+        for (key, child) in &tlm.fields {
+            under(name, key, |name| walk_scalars(name, child, &mut f));
+        }
+    });
+    for (key, child) in &tlm.extra {
+        under(&mut name, key, |name| walk_scalars(name, child, &mut f));
     }
-    name
 }
 
 /// The `TRACIM_*` variables of one run, and what the budget left out.
@@ -110,15 +124,77 @@ pub struct EventVars {
     /// Variables in the order they are set; `TRACIM_OMITTED` is among them when
     /// anything was left out.
     pub vars: Vec<(String, String)>,
-    /// Names left out (too large, past the budget, or holding a NUL byte).
+    /// The names left out (too large, past the budget, or holding a NUL byte),
+    /// as far as `TRACIM_OMITTED` lists them.
     pub omitted: Vec<String>,
+    /// How many were left out in all.
+    pub omitted_count: usize,
+}
+
+/// Builds the variables of one run within the budget as the scalars come, so
+/// that a huge event costs time but never more memory than the budget.
+struct Builder {
+    budget: usize,
+    total: usize,
+    vars: Vec<(String, String)>,
+    /// Where each variable set so far is in `vars`.
+    index: HashMap<String, usize>,
+    omitted: Vec<String>,
+    omitted_list_len: usize,
+    omitted_count: usize,
+}
+
+impl Builder {
+    fn omit(&mut self, name: &str) {
+        self.omitted_count += 1;
+        if self.omitted_list_len + name.len() < MAX_OMITTED_LIST - 4 {
+            self.omitted_list_len += name.len() + 1;
+            self.omitted.push(name.to_owned());
+        }
+    }
+
+    /// Sets `name`, or leaves it out when it is too large, holds a NUL, or
+    /// would pass the budget. A name set again (two paths giving one name)
+    /// takes the later value.
+    fn set(&mut self, name: &str, value: Cow<'_, str>) {
+        // name=value\0
+        let size = name.len() + value.len() + 2;
+        let replaced = match self.index.get(name) {
+            Some(&i) => {
+                let old = &self.vars[i];
+                self.total -= old.0.len() + old.1.len() + 2;
+                Some(i)
+            }
+            None => None,
+        };
+        let fits = size < MAX_VARIABLE && self.total + size <= self.budget && !value.contains('\0');
+        match (fits, replaced) {
+            (true, Some(i)) => {
+                self.total += size;
+                self.vars[i].1 = value.into_owned();
+            }
+            (true, None) => {
+                self.total += size;
+                self.index.insert(name.to_owned(), self.vars.len());
+                self.vars.push((name.to_owned(), value.into_owned()));
+            }
+            (false, Some(i)) => {
+                // The earlier value goes too: a later path gave this name.
+                self.index.remove(name);
+                self.vars[i].0.clear();
+                self.omit(name);
+            }
+            (false, None) => self.omit(name),
+        }
+    }
 }
 
 /// The `TRACIM_*` variables a hook gets for an event.
 ///
-/// The named variables (`TRACIM_ENTITY_TYPE`, `TRACIM_HOOK_NAME`, …) come first and
-/// win over a flattened variable of the same name; of two flattened paths that give
-/// one name, the later wins. Then each variable over [`MAX_VARIABLE`], and every one
+/// The named variables (`TRACIM_ENTITY_TYPE`, `TRACIM_HOOK_NAME`, …) come first
+/// and win over a flattened variable of the same name, and `TRACIM_OMITTED` is
+/// the runner's alone; of two flattened paths that give one name, the later
+/// wins. Each variable over [`MAX_VARIABLE`], or holding a NUL, and every one
 /// once the total would pass `budget`, is left out and listed in `TRACIM_OMITTED`.
 pub fn event_vars(
     event: &Event,
@@ -134,62 +210,41 @@ pub fn event_vars(
         ("TRACIM_HOOK_NAME", hook_name),
         ("TRACIM_DAEMON_USER_ID", daemon_user_id),
     ];
-    let mut candidates: Vec<(String, String)> = named
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let mut index: HashMap<String, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (k.clone(), i))
-        .collect();
-    for (name, value) in flatten_event(event) {
-        match index.get(&name) {
-            // The named variables and `TRACIM_OMITTED` are the runner's word alone.
-            _ if name == OMITTED => {}
-            Some(&i) if i < named.len() => {}
-            Some(&i) => candidates[i].1 = value,
-            None => {
-                index.insert(name.clone(), candidates.len());
-                candidates.push((name, value));
-            }
+    let mut builder = Builder {
+        budget,
+        total: 0,
+        vars: Vec::new(),
+        index: HashMap::new(),
+        omitted: Vec::new(),
+        omitted_list_len: 0,
+        omitted_count: 0,
+    };
+    for (name, value) in named {
+        builder.set(name, Cow::Borrowed(value));
+    }
+    for_each_scalar(event, |name, value| {
+        let reserved = name == OMITTED || named.iter().any(|(n, _)| *n == name);
+        if !reserved {
+            builder.set(name, value);
         }
-    }
-
-    let mut result = EventVars::default();
-    let mut total = 0usize;
-    for (name, value) in candidates {
-        // name=value\0
-        let size = name.len() + value.len() + 2;
-        if size >= MAX_VARIABLE || total + size > budget || value.contains('\0') {
-            result.omitted.push(name);
-            continue;
-        }
-        total += size;
-        result.vars.push((name, value));
-    }
-    if !result.omitted.is_empty() {
-        result
-            .vars
-            .push((OMITTED.to_owned(), omitted_list(&result.omitted)));
-    }
-    result
-}
-
-/// Space-separated names, cut with a final `...` before it could grow too large.
-fn omitted_list(names: &[String]) -> String {
-    let mut list = String::new();
-    for name in names {
-        if list.len() + name.len() + 4 > MAX_OMITTED_LIST {
+    });
+    let mut vars: Vec<(String, String)> = builder
+        .vars
+        .into_iter()
+        .filter(|(name, _)| !name.is_empty())
+        .collect();
+    if builder.omitted_count > 0 {
+        let mut list = builder.omitted.join(" ");
+        if builder.omitted.len() < builder.omitted_count {
             list.push_str(" ...");
-            break;
         }
-        if !list.is_empty() {
-            list.push(' ');
-        }
-        list.push_str(name);
+        vars.push((OMITTED.to_owned(), list));
     }
-    list
+    EventVars {
+        vars,
+        omitted: builder.omitted,
+        omitted_count: builder.omitted_count,
+    }
 }
 
 /// The runner's own environment as hooks inherit it: everything but the service
@@ -414,15 +469,52 @@ mod tests {
     }
 
     #[test]
-    fn variable_names_of_paths() {
+    fn later_paths_win_and_a_replaced_variable_still_keeps_to_the_budget() {
+        // `fields.a.b` and `fields.a_b` both give TRACIM_FIELDS_A_B; keys come
+        // in order (serde_json keeps an object's keys sorted), the later wins.
+        let event = Event::from_text(
+            r#"{"event_id":1,"event_type":"a.b","fields":{"a_b":"second","a":{"b":"first"}}}"#,
+        )
+        .unwrap();
+        let vars = event_vars(&event, "h", "", DEFAULT_BUDGET);
+        assert_eq!(get(&vars, "TRACIM_FIELDS_A_B"), Some("second"));
         assert_eq!(
-            variable_name("fields.author.user_id"),
-            "TRACIM_FIELDS_AUTHOR_USER_ID"
+            vars.vars
+                .iter()
+                .filter(|(k, _)| k == "TRACIM_FIELDS_A_B")
+                .count(),
+            1
         );
-        assert_eq!(
-            variable_name("fields.content.sub_content_types.0"),
-            "TRACIM_FIELDS_CONTENT_SUB_CONTENT_TYPES_0"
-        );
+        let big = "x".repeat(200 * 1024);
+        let event = Event::from_text(format!(
+            r#"{{"event_id":1,"event_type":"a.b","fields":{{"a":{{"b":"small"}},"a_b":"{big}"}}}}"#
+        ))
+        .unwrap();
+        let vars = event_vars(&event, "h", "", DEFAULT_BUDGET);
+        assert_eq!(get(&vars, "TRACIM_FIELDS_A_B"), None);
+        assert_eq!(get(&vars, "TRACIM_OMITTED"), Some("TRACIM_FIELDS_A_B"));
+        assert!(vars.vars.iter().all(|(k, _)| !k.is_empty()));
+    }
+
+    #[test]
+    fn a_flood_of_fields_costs_no_more_memory_than_the_budget() {
+        let items: Vec<String> = (0..200_000).map(|i| i.to_string()).collect();
+        let event = Event::from_text(format!(
+            r#"{{"event_id":1,"event_type":"a.b","fields":{{"list":[{}]}}}}"#,
+            items.join(",")
+        ))
+        .unwrap();
+        let vars = event_vars(&event, "h", "", 4096);
+        // Every scalar is either set or counted as left out: the 4 top-level
+        // ones and the 200,000 items (the 5 named ones and TRACIM_OMITTED aside).
+        assert_eq!(vars.omitted_count + (vars.vars.len() - 5 - 1), 4 + 200_000);
+        assert!(vars.omitted.len() < 2000, "{}", vars.omitted.len());
+        let listed = get(&vars, "TRACIM_OMITTED").unwrap();
+        assert!(listed.len() <= MAX_OMITTED_LIST && listed.ends_with(" ..."));
+    }
+
+    #[test]
+    fn valid_names() {
         assert!(is_valid_name("A_B"));
         assert!(!is_valid_name(""));
         assert!(!is_valid_name("A=B"));

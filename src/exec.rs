@@ -169,7 +169,7 @@ pub fn hook_spec(
         argv: hook.command.argv().into_iter().map(str::to_owned).collect(),
         env,
         cwd: hook.cwd.clone(),
-        stdin: Some(event.raw().into()),
+        stdin: Some(event.raw_shared()),
         output: hook.output,
         label: Label {
             hook: hook.name.as_str().into(),
@@ -218,7 +218,7 @@ static LEADERS: std::sync::Mutex<std::collections::BTreeSet<libc::pid_t>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 fn leaders() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<libc::pid_t>> {
-    LEADERS.lock().unwrap_or_else(|p| p.into_inner())
+    crate::lock(&LEADERS)
 }
 
 /// Reaps the zombies among this process's children that no run waits for: what

@@ -21,3 +21,11 @@ pub mod protocol;
 pub mod service;
 pub mod sim;
 pub mod supervisor;
+
+/// Locks a mutex, taking over one that a panic poisoned: what it guards stays
+/// consistent at every unlock here, and a panic elsewhere must not stop the runner.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

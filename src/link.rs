@@ -16,9 +16,14 @@
 //!     "/run/user/1000/my-client.sock",
 //! );
 //! let (mut client, mut incoming) = Client::start(config).await?;
-//! while let Some(delivery) = incoming.recv().await {
-//!     if let Message::TracimEvent(event) = delivery.envelope.message {
-//!         println!("{} {}", event.id(), event.event_type());
+//! loop {
+//!     tokio::select! {
+//!         Some(delivery) = incoming.recv() => {
+//!             if let Message::TracimEvent(event) = delivery.envelope.message {
+//!                 println!("{} {}", event.id(), event.event_type());
+//!             }
+//!         }
+//!         _ = tokio::signal::ctrl_c() => break,
 //!     }
 //! }
 //! client.shutdown().await;
@@ -39,6 +44,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::lock;
 use crate::protocol::{AccountInfo, ClientInfo, DecodeError, Envelope, MAX_TO_DAEMON, Message};
 
 /// How a [`Client`] reaches the daemon and how patient it is.
@@ -345,10 +351,6 @@ impl Drop for Client {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Removes the socket only if it is still ours: a newer instance may have taken
 /// the path since.
 fn remove_own_socket(path: &Path, identity: Option<FileIdentity>) {
@@ -516,6 +518,7 @@ async fn read_one(mut stream: UnixStream, shared: &Shared) -> Option<Delivery> {
     let limit = shared.config.max_message;
     let read = async {
         let mut buf = Vec::with_capacity(4096);
+        // One byte past the limit tells a message over it from one that fits.
         let mut taken = (&mut stream).take(limit as u64 + 1);
         taken.read_to_end(&mut buf).await.map(|_| buf)
     };

@@ -122,11 +122,6 @@ pub struct Tlm {
 }
 
 impl Tlm {
-    /// The entity type: the part of `event_type` before the first dot.
-    pub fn entity_type(&self) -> &str {
-        self.event_type_parts().0
-    }
-
     /// The three parts of `event_type`: entity, operation, and the sub type ("" when absent).
     pub fn event_type_parts(&self) -> (&str, &str, &str) {
         split_event_type(&self.event_type)
@@ -231,7 +226,7 @@ pub struct Event {
 }
 
 struct EventInner {
-    raw: Box<str>,
+    raw: Arc<str>,
     event_id: u64,
     event_type: Box<str>,
     tlm: std::sync::OnceLock<Tlm>,
@@ -429,8 +424,8 @@ impl<'de> serde::de::Visitor<'de> for Skip {
 
 impl Event {
     /// Checks a TLM's JSON text and keeps it as it is.
-    pub fn from_text(text: impl Into<Box<str>>) -> Result<Self, DecodeError> {
-        let raw: Box<str> = text.into();
+    pub fn from_text(text: impl Into<Arc<str>>) -> Result<Self, DecodeError> {
+        let raw: Arc<str> = text.into();
         let shape: TlmShape = serde_json::from_str(&raw).map_err(DecodeError::Tlm)?;
         let (event_id, event_type) = (shape.event_id, shape.event_type.into_boxed_str());
         Ok(Event {
@@ -446,6 +441,11 @@ impl Event {
     /// The TLM's JSON text exactly as received.
     pub fn raw(&self) -> &str {
         &self.inner.raw
+    }
+
+    /// The same text, shared rather than copied (each run's stdin writer holds it).
+    pub fn raw_shared(&self) -> Arc<str> {
+        self.inner.raw.clone()
     }
 
     /// The decoded TLM (decoded on first use, then kept).
@@ -493,7 +493,7 @@ pub enum DecodeError {
     /// The bytes are not UTF-8.
     #[error("not UTF-8: {0}")]
     Utf8(#[source] std::str::Utf8Error),
-    /// Not a JSON object of the envelope's shape (includes invalid UTF-8).
+    /// Not a JSON object of the envelope's shape.
     #[error("not a daemon message: {0}")]
     Envelope(#[source] serde_json::Error),
     /// The envelope is fine but its `data` does not fit its `type`.

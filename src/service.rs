@@ -95,13 +95,7 @@ impl Handle {
 
     /// Takes what was noted: `(event id, when its hooks were decided)`.
     pub fn take_decisions(&self) -> Vec<(u64, Instant)> {
-        std::mem::take(
-            &mut *self
-                .decisions
-                .seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        )
+        std::mem::take(&mut *crate::lock(&self.decisions.seen))
     }
 }
 
@@ -220,12 +214,7 @@ impl Service {
             delivery.received,
         );
         if self.handle.decisions.on.load(Ordering::Relaxed) {
-            let mut seen = self
-                .handle
-                .decisions
-                .seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut seen = crate::lock(&self.handle.decisions.seen);
             seen.push((id, Instant::now()));
         }
     }

@@ -20,7 +20,85 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::lock;
 use crate::protocol::{AccountInfo, ClientInfo, Envelope, Message};
+
+/// Sample events the simulated daemon plays (in `demo`, and `test --sample`):
+/// a realistic TLM of each entity type, by type (the 23 KB note among them).
+pub const SAMPLES: [(&str, &str); 18] = [
+    (
+        "user.created",
+        include_str!("../tests/fixtures/user.created.json"),
+    ),
+    (
+        "user.modified",
+        include_str!("../tests/fixtures/user.modified.json"),
+    ),
+    (
+        "workspace.created",
+        include_str!("../tests/fixtures/workspace.created.json"),
+    ),
+    (
+        "workspace_member.created",
+        include_str!("../tests/fixtures/workspace_member.created.json"),
+    ),
+    (
+        "workspace_member.modified",
+        include_str!("../tests/fixtures/workspace_member.modified.json"),
+    ),
+    (
+        "content.created.html-document",
+        include_str!("../tests/fixtures/content.created.html-document.json"),
+    ),
+    (
+        "content.modified.html-document",
+        include_str!("../tests/fixtures/content.modified.html-document.json"),
+    ),
+    (
+        "content.created.file",
+        include_str!("../tests/fixtures/content.created.file.json"),
+    ),
+    (
+        "content.deleted.folder",
+        include_str!("../tests/fixtures/content.deleted.folder.json"),
+    ),
+    (
+        "content.created.thread",
+        include_str!("../tests/fixtures/content.created.thread.json"),
+    ),
+    (
+        "content.created.comment",
+        include_str!("../tests/fixtures/content.created.comment.json"),
+    ),
+    (
+        "content.modified.todo",
+        include_str!("../tests/fixtures/content.modified.todo.json"),
+    ),
+    (
+        "mention.created",
+        include_str!("../tests/fixtures/mention.created.json"),
+    ),
+    (
+        "reaction.created",
+        include_str!("../tests/fixtures/reaction.created.json"),
+    ),
+    (
+        "workspace_subscription.created",
+        include_str!("../tests/fixtures/workspace_subscription.created.json"),
+    ),
+    (
+        "tag.created",
+        include_str!("../tests/fixtures/tag.created.json"),
+    ),
+    (
+        "content_tag.created",
+        include_str!("../tests/fixtures/content_tag.created.json"),
+    ),
+    (
+        "user_call.created",
+        include_str!("../tests/fixtures/user_call.created.json"),
+    ),
+];
 
 /// The daemon's single read per message.
 pub const READ_SIZE: usize = 4096;
@@ -83,10 +161,6 @@ pub struct Delivered {
     pub ok: usize,
     /// Clients whose connect or write failed (the message is lost for them).
     pub failed: usize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SimDaemon {

@@ -146,8 +146,11 @@ struct Job {
     arrived: Instant,
 }
 
+/// The runs of one `serial` or `latest` hook.
 #[derive(Default)]
 struct Lane {
+    /// A run of the hook is under way: running, waiting in `ready`, or between
+    /// retries. Only one is, ever; the next one waits in `pending`.
     busy: bool,
     pending: VecDeque<Job>,
 }
@@ -156,7 +159,7 @@ struct State {
     settings: Settings,
     ready: VecDeque<Job>,
     lanes: HashMap<String, Lane>,
-    /// Runs waiting, in `ready` or in a lane.
+    /// Runs waiting: always `ready.len()` plus every lane's `pending.len()`.
     queued: usize,
     running: usize,
     retry_timers: usize,
@@ -236,7 +239,7 @@ impl Supervisor {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding the lock must not stop all hooks.
-        lock_plain(&self.inner.state)
+        crate::lock(&self.inner.state)
     }
 
     /// Applies new limits (on reload); runs already started are not touched.
@@ -356,24 +359,12 @@ impl Supervisor {
                 exec::spawn(&spec)
             })
             .await;
-            let child = match spawned {
-                Ok(child) => child,
-                Err(e) => Err(exec::SpawnError {
-                    program: job
-                        .hook
-                        .command
-                        .argv()
-                        .first()
-                        .map_or(String::new(), |p| (*p).to_owned()),
-                    source: std::io::Error::other(e.to_string()),
-                }),
-            };
             this.inner.counters.started.fetch_add(1, Ordering::Relaxed);
-            if let Some(samples) = lock_plain(&this.inner.spawn_latency).as_mut() {
+            if let Some(samples) = crate::lock(&this.inner.spawn_latency).as_mut() {
                 samples.push(job.arrived.elapsed());
             }
-            let result = match child {
-                Ok(child) => {
+            let result = match spawned {
+                Ok(Ok(child)) => {
                     debug!(hook = %job.hook.name, event_id = job.event.id(), pid = child.pid(), attempt = job.attempt + 1, "run started");
                     let limits = Limits {
                         timeout: job.hook.timeout,
@@ -383,16 +374,21 @@ impl Supervisor {
                     let cancelled = async move {
                         let _ = cancel.wait_for(|c| *c).await;
                     };
-                    Ok(child.finish(limits, cancelled).await)
+                    // In a task of its own: were it to panic, the child's drop kills
+                    // its group and this run still gives its slot back.
+                    tokio::spawn(child.finish(limits, cancelled))
+                        .await
+                        .map_err(|e| format!("the run's supervision failed: {e}"))
                 }
-                Err(e) => Err(e),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("the run could not be started: {e}")),
             };
             this.finished(job, result);
         });
     }
 
     /// Records a finished attempt: logs it, retries it, or frees its lane.
-    fn finished(&self, job: Job, result: Result<Outcome, exec::SpawnError>) {
+    fn finished(&self, job: Job, result: Result<Outcome, String>) {
         let hook = &job.hook;
         let event_id = job.event.id();
         let attempt = job.attempt + 1;
@@ -423,7 +419,7 @@ impl Supervisor {
             event_id,
             event_type: job.event.event_type().to_owned(),
             attempt,
-            result: result.map_err(|e| e.to_string()),
+            result,
             will_retry: false,
         };
         let starts = {
@@ -456,7 +452,7 @@ impl Supervisor {
             }
             // Reported before the lock drops, so that whoever sees the supervisor
             // idle also finds the report of its last run.
-            if let Some(reporter) = lock_plain(&self.inner.reporter).as_ref() {
+            if let Some(reporter) = crate::lock(&self.inner.reporter).as_ref() {
                 let _ = reporter.send(report);
             }
             take_startable(&mut state)
@@ -469,7 +465,7 @@ impl Supervisor {
     /// receiver at a time: a new call replaces the previous one).
     pub fn reports(&self) -> mpsc::UnboundedReceiver<RunReport> {
         let (tx, rx) = mpsc::unbounded_channel();
-        *lock_plain(&self.inner.reporter) = Some(tx);
+        *crate::lock(&self.inner.reporter) = Some(tx);
         rx
     }
 
@@ -530,12 +526,12 @@ impl Supervisor {
 
     /// Starts recording the time from each event's arrival to its process start.
     pub fn record_spawn_latency(&self) {
-        *lock_plain(&self.inner.spawn_latency) = Some(Vec::new());
+        *crate::lock(&self.inner.spawn_latency) = Some(Vec::new());
     }
 
     /// Takes the recorded latencies.
     pub fn take_spawn_latency(&self) -> Vec<Duration> {
-        lock_plain(&self.inner.spawn_latency)
+        crate::lock(&self.inner.spawn_latency)
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
@@ -580,10 +576,6 @@ impl Supervisor {
             self.wait_idle().await;
         }
     }
-}
-
-fn lock_plain<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The hook's run is over: its lane takes its next waiting run, or goes idle.
