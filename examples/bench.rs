@@ -23,11 +23,14 @@
 //! target is reported, not an error: the exit status is nonzero only when a
 //! measurement could not be made.
 //!
-//! In this process the runner is set up as `tracim-hooks run` sets it up: the
-//! service loop on a runtime worker (`tokio::spawn`). "Hooks decided" is the
-//! instant the service notes right after `Matcher::select` and the submits
+//! In this process the runner is set up as `tracim-hooks run` sets it up: its own
+//! multi-threaded runtime, the service loop on a worker (`tokio::spawn`). The
+//! daemon's side sends from a runtime of its own, one thread. "Hooks decided" is
+//! the instant the service notes right after `Matcher::select` and the submits
 //! (`Handle::record_decisions`). The child process is the `tracim-hooks` binary,
-//! built into `target/bench-runner` (see [`runner_binary`]) unless `--bin` is given.
+//! built into `target/bench-runner` (see [`runner_binary`]) unless `--bin` is
+//! given. The share of CPU time the hypervisor stole is shown for each phase: on a
+//! shared host it, not the load average, tells a noisy run.
 //!
 //! Flags: `--events N` `--dispatch N` `--parallel P` `--latency N` `--reps R`
 //! `--senders S` `--hooks 1,100,10000` `--match-ms MS` `--bin PATH` `--no-child`
@@ -35,6 +38,7 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write as _};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -85,7 +89,8 @@ const USAGE: &str = "usage: cargo run --release --example bench -- [--quick] [--
 [--match-ms MS] [--bin PATH] [--no-child] [--only receive,dispatch,child,matching]";
 
 impl Opts {
-    fn parse() -> Result<Opts, String> {
+    /// The options, or `None` when only the usage was asked for.
+    fn parse() -> Result<Option<Opts>, String> {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let quick = args.iter().any(|a| a == "--quick");
         let mut opts = Opts {
@@ -145,11 +150,11 @@ impl Opts {
                         return Err(format!("--only: unknown phase `{bad}` (one of {PHASES:?})"));
                     }
                 }
-                "-h" | "--help" => return Err(USAGE.to_owned()),
+                "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
             }
         }
-        Ok(opts)
+        Ok(Some(opts))
     }
 
     fn runs(&self, phase: &str) -> bool {
@@ -266,6 +271,20 @@ fn cpu_time(pid: u32) -> Option<Duration> {
 /// CPU time used between two readings, per event.
 fn cpu_per(before: Option<Duration>, after: Option<Duration>, n: usize) -> Option<Duration> {
     Some(after?.saturating_sub(before?) / n.max(1) as u32)
+}
+
+/// CPU time stolen by the hypervisor, and all CPU time, in ticks since boot.
+fn steal_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map_while(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    Some((*ticks.get(7)?, ticks.iter().take(8).sum()))
 }
 
 fn load_average() -> String {
@@ -541,13 +560,15 @@ impl Runner {
         })
     }
 
-    /// Takes decision times until `n` have come or `timeout` is over.
-    async fn decisions(&self, n: usize, timeout: Duration) -> Vec<(u64, Instant)> {
-        let mut got = Vec::with_capacity(n);
+    /// Takes the decision times of the events with these ids, until all have
+    /// come or `timeout` is over.
+    async fn decisions(&self, ids: Range<u64>, timeout: Duration) -> Vec<(u64, Instant)> {
+        let mut got = Vec::with_capacity((ids.end - ids.start) as usize);
         wait_until(
             || {
-                got.extend(self.handle.take_decisions());
-                got.len() >= n
+                let taken = self.handle.take_decisions();
+                got.extend(taken.into_iter().filter(|(id, _)| ids.contains(id)));
+                got.len() as u64 >= ids.end - ids.start
             },
             timeout,
         )
@@ -615,7 +636,7 @@ async fn bench_receive(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Recei
         let cpu0 = cpu_time(me);
         let blast = blast(&runner.socket, &templates, base, n, opts.senders).await?;
         let timeout = Duration::from_secs(20) + Duration::from_millis(n as u64);
-        let decided = runner.decisions(n, timeout).await;
+        let decided = runner.decisions(base..base + n as u64, timeout).await;
         let cpu1 = cpu_time(me);
         if rep == 0 {
             continue;
@@ -623,11 +644,8 @@ async fn bench_receive(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Recei
         let mut latencies = Vec::with_capacity(n);
         let mut last = blast.started;
         for (id, at) in decided {
-            let i = id.wrapping_sub(base) as usize;
-            if let Some(sent) = blast.sent.get(i) {
-                latencies.push(at.saturating_duration_since(*sent));
-                last = last.max(at);
-            }
+            latencies.push(at.saturating_duration_since(blast.sent[(id - base) as usize]));
+            last = last.max(at);
         }
         fig.lost += n - latencies.len();
         fig.backlog_full += blast.backlog_full;
@@ -650,8 +668,8 @@ async fn bench_receive(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Recei
             &backlog,
         )
         .await?;
-        let decided = runner.decisions(1, Duration::from_secs(5)).await;
-        alone.extend(decided.iter().filter(|d| d.0 == id).map(|d| d.1 - t0));
+        let decided = runner.decisions(id..id + 1, Duration::from_secs(5)).await;
+        alone.extend(decided.iter().map(|(_, at)| *at - t0));
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     fig.lost += opts.latency - alone.len();
@@ -872,7 +890,7 @@ async fn bench_dispatch(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Disp
 // 4. The real binary as a child process: memory, receive and dispatch
 
 #[derive(Default)]
-struct Child {
+struct ChildProcess {
     rss_idle: Option<u64>,
     hwm_after_receive: Option<u64>,
     hwm_peak: Option<u64>,
@@ -955,6 +973,10 @@ fn runner_binary(opts: &Opts) -> Result<PathBuf, String> {
     if release {
         build.arg("--release");
     }
+    eprintln!(
+        "bench: building tracim-hooks into {} (a while the first time)",
+        target.display()
+    );
     let status = build.status().map_err(|e| format!("cargo: {e}"))?;
     if !status.success() {
         return Err("cannot build the tracim-hooks binary (pass --bin PATH)".into());
@@ -967,7 +989,7 @@ fn runner_binary(opts: &Opts) -> Result<PathBuf, String> {
 /// The real binary, `tracim-hooks run` at its default log level (info), with
 /// three hooks: one no event matches, one for dispatch, and a sentinel whose
 /// "run finished" line tells that everything sent before it was read.
-async fn bench_child(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Child, String> {
+async fn bench_child(opts: &Opts, tlms: &[String], dir: &Path) -> Result<ChildProcess, String> {
     let bin = runner_binary(opts)?;
     let text = config_text(
         dir,
@@ -999,7 +1021,7 @@ async fn bench_child(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Child, 
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     let pid = child.id();
     let measured = async {
-        let mut fig = Child::default();
+        let mut fig = ChildProcess::default();
         if !sim.wait_for_client(&socket, Duration::from_secs(10)).await {
             return Err("the child runner did not register".to_owned());
         }
@@ -1262,7 +1284,7 @@ fn report(
     opts: &Opts,
     receive: Option<&Receive>,
     dispatch: Option<&Dispatch>,
-    child: Option<&Child>,
+    child: Option<&ChildProcess>,
     matching: &[Matching],
 ) {
     let mut rows = Vec::new();
@@ -1374,10 +1396,13 @@ fn report(
             list(&r.during, |s| dur(s.p50)),
             list(&r.during, |s| dur(s.p99)),
         );
+        let queued = match r.backlog_full {
+            0 => "",
+            _ => " (the senders outran the runner: in the blast, connections wait in the backlog)",
+        };
         println!(
             "  receive in-process: CPU per event (runner + senders) {}; Envelope::decode {} \
-             per message, one thread; listen backlog full {} times (sent again: the senders outran the runner, and the blast's \
-             latency is mostly time queued in the backlog)",
+             per message, one thread; listen backlog full {} times{queued}",
             list(&r.cpu_per_event, |d| dur(Some(*d))),
             dur(r.decode),
             r.backlog_full
@@ -1427,6 +1452,41 @@ fn report(
     }
 }
 
+/// The phases' progress on stderr, and the share of CPU time the hypervisor stole
+/// during each: on a shared host, a busy neighbour shows there and not in the
+/// load average, and slows everything measured meanwhile.
+struct Phases {
+    clock: Instant,
+    current: Option<(&'static str, Option<(u64, u64)>)>,
+    steal: Vec<(&'static str, Option<f64>)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            clock: Instant::now(),
+            current: None,
+            steal: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, name: &'static str, description: &str) {
+        self.end();
+        let (at, load) = (self.clock.elapsed(), load_average());
+        eprintln!("bench: [{at:6.1?}] load {load} | {description}");
+        self.current = Some((name, steal_ticks()));
+    }
+
+    fn end(&mut self) {
+        if let Some((name, before)) = self.current.take() {
+            let share = before
+                .zip(steal_ticks())
+                .map(|((s0, t0), (s1, t1))| (s1 - s0) as f64 / (t1 - t0).max(1) as f64);
+            self.steal.push((name, share));
+        }
+    }
+}
+
 /// The figures, or the error noted for the end (the other phases still run).
 fn measured<T>(errors: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
     result.map_err(|e| errors.push(e)).ok()
@@ -1457,41 +1517,38 @@ async fn run(opts: Opts) -> Result<(), String> {
         tlms.len(),
         if opts.quick { " (--quick)" } else { "" }
     );
-    let clock = Instant::now();
-    let phase = |name: &str| {
-        eprintln!(
-            "bench: [{:6.1?}] load {} | {name}",
-            clock.elapsed(),
-            load_average()
-        )
-    };
+    let mut phases = Phases::new();
     let mut errors = Vec::new();
 
     let receive = if opts.runs("receive") {
-        phase("1 receive path, runner in this process");
+        phases.start("receive", "1 receive path, runner in this process");
         measured(&mut errors, bench_receive(&opts, &tlms, dir).await)
     } else {
         None
     };
     let dispatch = if opts.runs("dispatch") {
-        phase("2-3 dispatch, spawn ceiling, arrival -> spawn");
+        phases.start("dispatch", "2-3 dispatch, spawn ceiling, arrival -> spawn");
         measured(&mut errors, bench_dispatch(&opts, &tlms, dir).await)
     } else {
         None
     };
     let child = if opts.child && opts.runs("child") {
-        phase("4 tracim-hooks run as a child process: memory, receive, dispatch");
+        phases.start(
+            "child",
+            "4 tracim-hooks run as a child process: memory, receive, dispatch",
+        );
         measured(&mut errors, bench_child(&opts, &tlms, dir).await)
     } else {
         None
     };
     let matching = if opts.runs("matching") {
-        phase("5 matching");
+        phases.start("matching", "5 matching");
         measured(&mut errors, bench_matching(&opts, &tlms, dir)).unwrap_or_default()
     } else {
         Vec::new()
     };
-    phase("done");
+    phases.end();
+    eprintln!("bench: [{:6.1?}] done", phases.clock.elapsed());
     report(
         &opts,
         receive.as_ref(),
@@ -1499,7 +1556,15 @@ async fn run(opts: Opts) -> Result<(), String> {
         child.as_ref(),
         &matching,
     );
-    println!("  load average at the end: {}", load_average());
+    println!(
+        "  machine: CPU time stolen by the hypervisor during {} (high = noisy neighbours, slow \
+         figures); load average at the end {}",
+        list(&phases.steal, |(name, share)| match share {
+            Some(share) => format!("{name} {:.1}%", share * 100.0),
+            None => format!("{name} n/a"),
+        }),
+        load_average()
+    );
     match errors.is_empty() {
         true => Ok(()),
         false => Err(errors.join("\n")),
@@ -1508,7 +1573,11 @@ async fn run(opts: Opts) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let opts = match Opts::parse() {
-        Ok(opts) => opts,
+        Ok(Some(opts)) => opts,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
