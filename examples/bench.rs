@@ -1121,35 +1121,7 @@ fn templates_of(master: &Path, tlm: &str) -> Arc<Vec<Template>> {
 // ---------------------------------------------------------------------------
 // 5. Matching
 
-const ENTITIES: [&str; 10] = [
-    "user",
-    "workspace",
-    "workspace_member",
-    "content",
-    "mention",
-    "reaction",
-    "workspace_subscription",
-    "tag",
-    "content_tag",
-    "user_call",
-];
-const OPERATIONS: [&str; 6] = [
-    "created",
-    "modified",
-    "deleted",
-    "undeleted",
-    "moved",
-    "copied",
-];
-const SUBTYPES: [&str; 7] = [
-    "html-document",
-    "file",
-    "folder",
-    "thread",
-    "comment",
-    "kanban",
-    "todo",
-];
+use tracim_hooks::matcher::{CONTENT_TYPES as SUBTYPES, ENTITIES, OPERATIONS};
 
 /// `n` hooks: five hand-written ones that real events take, then a mix of exact
 /// types, `content.*`-style prefixes, `{a,b}` alternations, inner `*`, character

@@ -56,9 +56,8 @@ pub fn check_type_pattern(pattern: &str) -> Result<(), PatternError> {
     compile(glob, Case::Sensitive).map(|_| ())
 }
 
-/// Tracim's entity types, operations and content types (see "The TracimDaemon
-/// protocol" in the README).
-const ENTITIES: [&str; 10] = [
+/// Tracim's entity types (see "The TracimDaemon protocol" in the README).
+pub const ENTITIES: [&str; 10] = [
     "user",
     "workspace",
     "workspace_member",
@@ -70,7 +69,8 @@ const ENTITIES: [&str; 10] = [
     "content_tag",
     "user_call",
 ];
-const OPERATIONS: [&str; 6] = [
+/// Tracim's operations, the second part of an event type.
+pub const OPERATIONS: [&str; 6] = [
     "created",
     "modified",
     "deleted",
@@ -78,7 +78,8 @@ const OPERATIONS: [&str; 6] = [
     "moved",
     "copied",
 ];
-const CONTENT_TYPES: [&str; 7] = [
+/// Content types, the sub type of `content.*` events.
+pub const CONTENT_TYPES: [&str; 7] = [
     "html-document",
     "file",
     "folder",
