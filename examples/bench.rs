@@ -51,6 +51,7 @@ use tokio::sync::mpsc;
 
 use tracim_hooks::config::{Config, Hook};
 use tracim_hooks::exec::{self, Limits, Spec};
+use tracim_hooks::matcher::{CONTENT_TYPES as SUBTYPES, ENTITIES, OPERATIONS};
 use tracim_hooks::notify::Notifier;
 use tracim_hooks::protocol::{Envelope, Event, Message};
 use tracim_hooks::service::{Control, Handle, Service};
@@ -1120,8 +1121,6 @@ fn templates_of(master: &Path, tlm: &str) -> Arc<Vec<Template>> {
 
 // ---------------------------------------------------------------------------
 // 5. Matching
-
-use tracim_hooks::matcher::{CONTENT_TYPES as SUBTYPES, ENTITIES, OPERATIONS};
 
 /// `n` hooks: five hand-written ones that real events take, then a mix of exact
 /// types, `content.*`-style prefixes, `{a,b}` alternations, inner `*`, character
