@@ -489,11 +489,6 @@ impl Child {
         self.pid as u32
     }
 
-    /// When it was started.
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-
     /// Sends a signal to the whole process group.
     pub fn signal_group(&self, signal: i32) {
         signal_group(self.pid, signal);

@@ -127,20 +127,6 @@ impl Tlm {
         split_event_type(&self.event_type)
     }
 
-    /// The event as one JSON value, the keys in the order this struct names them.
-    pub fn to_value(&self) -> Value {
-        let mut map = Map::new();
-        map.insert("event_id".into(), Value::from(self.event_id));
-        map.insert("event_type".into(), Value::from(self.event_type.clone()));
-        map.insert("created".into(), self.created.clone().into());
-        map.insert("read".into(), self.read.clone().into());
-        map.insert("fields".into(), Value::Object(self.fields.clone()));
-        for (k, v) in &self.extra {
-            map.insert(k.clone(), v.clone());
-        }
-        Value::Object(map)
-    }
-
     /// Looks up a dotted path (`fields.author.username`, `fields.content.sub_content_types.0`).
     /// Numeric parts index arrays.
     pub fn lookup(&self, path: &str) -> Option<Lookup<'_>> {
