@@ -49,13 +49,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
+use tracim_daemon_sdk::protocol::{Envelope, Event, Message};
+use tracim_daemon_sdk::sim::{self, SimDaemon, SimOptions};
 use tracim_hooks::config::{Config, Hook};
 use tracim_hooks::exec::{self, Limits, Spec};
 use tracim_hooks::matcher::{CONTENT_TYPES as SUBTYPES, ENTITIES, OPERATIONS};
 use tracim_hooks::notify::Notifier;
-use tracim_hooks::protocol::{Envelope, Event, Message};
 use tracim_hooks::service::{Control, Handle, Service};
-use tracim_hooks::sim::{self, SimDaemon, SimOptions};
 use tracim_hooks::supervisor::{Settings, Supervisor};
 
 const TARGET_RECEIVE_EPS: f64 = 50_000.0;
@@ -312,7 +312,7 @@ fn machine() -> String {
 
 /// The TLM fixtures of the tests: (name, text).
 fn fixtures() -> Result<Vec<(String, String)>, String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/samples");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| format!("{dir}: {e}"))? {
         let path = entry.map_err(|e| e.to_string())?.path();

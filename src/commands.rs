@@ -14,9 +14,9 @@ use crate::config::{self, Config, ConfigError};
 use crate::env::event_vars;
 use crate::matcher::Verdict;
 use crate::notify::Notifier;
-use crate::protocol::{DecodeError, Envelope, Event, Message};
 use crate::service::{Control, Service};
 use crate::supervisor::{Settings, Supervisor};
+use tracim_daemon_sdk::protocol::{DecodeError, Envelope, Event, Message};
 
 /// Why a command failed: lines for stderr.
 #[derive(Debug)]
@@ -434,12 +434,12 @@ async fn test(path: &Path, args: TestArgs) -> Result<(), Failure> {
 
 /// The bundled sample of a type, or all of them.
 fn samples(name: &str) -> Result<Vec<Input>, String> {
-    let chosen: Vec<&(&str, &str)> = crate::sim::SAMPLES
+    let chosen: Vec<&(&str, &str)> = crate::samples::SAMPLES
         .iter()
         .filter(|(event_type, _)| name == "all" || *event_type == name)
         .collect();
     if chosen.is_empty() {
-        let names: Vec<&str> = crate::sim::SAMPLES.iter().map(|(t, _)| *t).collect();
+        let names: Vec<&str> = crate::samples::SAMPLES.iter().map(|(t, _)| *t).collect();
         return Err(format!(
             "no sample `{name}`; there are: all, {}",
             names.join(", ")
@@ -476,9 +476,10 @@ mod tests {
         );
         let (two, _) = parse_inputs("f", &lines);
         assert_eq!(two[1].origin, "f:3");
-        let wire = include_str!("../tests/fixtures/wire/tracim_event.json");
+        let wire =
+            include_str!("../crates/tracim-daemon-sdk/tests/fixtures/wire/tracim_event.json");
         assert_eq!(ids(parse_inputs("w", wire)), [2]);
-        let pretty = include_str!("../tests/fixtures/content.created.file.json");
+        let pretty = include_str!("samples/content.created.file.json");
         assert_eq!(ids(parse_inputs("p", pretty)), [107]);
 
         // JSON lines: good lines are kept, a bad one is named.
@@ -507,7 +508,10 @@ mod tests {
             "{err:?}"
         );
 
-        let (_, ping) = parse_inputs("p", include_str!("../tests/fixtures/wire/ping.json"));
+        let (_, ping) = parse_inputs(
+            "p",
+            include_str!("../crates/tracim-daemon-sdk/tests/fixtures/wire/ping.json"),
+        );
         assert!(ping[0].contains("daemon_ping"), "{ping:?}");
         let (_, empty) = parse_inputs("e", "  \n");
         assert_eq!(empty, ["e: no event in it"]);

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use crate::link::ClientConfig;
 use crate::matcher::{Condition, Matcher, PatternError};
 use crate::paths;
+use tracim_daemon_sdk::client::ClientConfig;
 
 /// The environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "TRACIM_HOOKS_CONFIG";

@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 use crate::commands::Failure;
 use crate::config::{self, Config};
 use crate::notify::Notifier;
-use crate::protocol::Event;
+use crate::samples::SAMPLES;
 use crate::service::{Control, Service};
-use crate::sim::{SAMPLES, SimDaemon, SimOptions};
+use tracim_daemon_sdk::protocol::Event;
+use tracim_daemon_sdk::sim::{SimDaemon, SimOptions};
 
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::protocol::Event;
+use tracim_daemon_sdk::protocol::{Event, scalar_text};
 
 /// The kernel refuses any single `NAME=value` string of 128 KiB or more
 /// (`MAX_ARG_STRLEN`, counting its NUL).
@@ -36,18 +36,6 @@ pub const STRIPPED_FROM_HOOKS: [&str; 6] = [
     "LISTEN_PID",
     "LISTEN_FDNAMES",
 ];
-
-/// The text of a scalar as a variable holds it: strings as they are, numbers as
-/// JSON text, `true`/`false`, null as empty. Objects and arrays have none.
-pub fn scalar_text(value: &Value) -> Option<Cow<'_, str>> {
-    match value {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-        Value::Null => Some(Cow::Borrowed("")),
-        Value::Array(_) | Value::Object(_) => None,
-    }
-}
 
 /// Turns a path part into its variable-name form: upper-case ASCII, digits and `_`.
 fn push_name_part(name: &mut String, part: &str) {
@@ -268,7 +256,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Event {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/src/samples/{name}", env!("CARGO_MANIFEST_DIR"));
         Event::from_text(std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -321,7 +309,7 @@ mod tests {
 
     #[test]
     fn flattening_rule_holds_on_every_sample() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/samples");
         let mut count = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

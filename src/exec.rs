@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Hook, Output};
 use crate::env::event_vars;
-use crate::protocol::Event;
+use tracim_daemon_sdk::protocol::Event;
 
 /// A logged line of hook output is cut here.
 pub const MAX_LINE: usize = 4096;

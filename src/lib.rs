@@ -1,25 +1,24 @@
 //! tracim-hooks: run commands on Tracim events, configured by one TOML file.
 //!
-//! The library is also a Rust SDK for TracimDaemon clients: [`link::Client`]
-//! registers with the daemon, stays registered through its restarts, and hands
-//! every message on, however large.
+//! The runner's library: configuration, matching, the environment of a run,
+//! supervision of hook processes, and the service loop. The TracimDaemon
+//! protocol and client live in the `tracim-daemon-sdk` crate, used here like
+//! by any other client.
 
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod demo;
+mod demo;
 pub mod env;
 pub mod exec;
-pub mod link;
 pub mod logging;
 pub mod matcher;
 pub mod notify;
-pub mod paths;
-pub mod protocol;
+mod paths;
+mod samples;
 pub mod service;
-pub mod sim;
 pub mod supervisor;
 
 /// Locks a mutex, taking over one that a panic poisoned: what it guards stays

@@ -20,12 +20,17 @@ pub fn init(verbosity: i8) {
         1 => "debug",
         _ => "trace",
     };
-    // -v is about this program: other crates (globset, say) stay at warnings.
+    // -v is about this program and its SDK: other crates (globset, say) stay at
+    // warnings.
     let others = if level == "error" { "error" } else { "warn" };
     let filter = std::env::var(LOG_ENV)
         .ok()
         .and_then(|directive| EnvFilter::try_new(directive).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("{others},tracim_hooks={level}")));
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "{others},tracim_hooks={level},tracim_daemon_sdk={level}"
+            ))
+        });
     let plain = std::env::var_os("JOURNAL_STREAM").is_some() || !std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -13,7 +13,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use crate::config::{Case, Hook};
 use serde_json::Value;
 
-use crate::protocol::{Event, Lookup, Tlm};
+use tracim_daemon_sdk::protocol::{Event, Lookup, Tlm};
 
 /// A pattern that does not compile.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -447,7 +447,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Event {
-        let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/src/samples/{name}.json", env!("CARGO_MANIFEST_DIR"));
         Event::from_text(std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -623,8 +623,7 @@ mod tests {
         assert!(!matches_a_known_type("mentions.created"));
         assert!(!matches_a_known_type("TAG.created"));
         // Every sample's type is known.
-        for entry in
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).unwrap()
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/samples")).unwrap()
         {
             let name = entry.unwrap().file_name().into_string().unwrap();
             if let Some(event_type) = name.strip_suffix(".json") {

@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
-use crate::link::{Client, Delivery, LinkError, LinkState};
 use crate::notify::Notifier;
-use crate::protocol::{Event, Message};
 use crate::supervisor::{Settings, Supervisor};
+use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery};
+use tracim_daemon_sdk::protocol::{Event, Message};
 
 /// How long a reload that moves the socket waits for the new one to be
 /// registered before it leaves the old one.
@@ -63,7 +63,7 @@ pub enum Control {
 pub enum ServiceError {
     /// The link could not be set up (socket taken, not bindable).
     #[error("{0}")]
-    Link(#[from] LinkError),
+    Link(#[from] ClientError),
 }
 
 /// What others may watch while the runner runs.
@@ -142,19 +142,19 @@ impl Service {
         self.handle.clone()
     }
 
-    fn status_line(&self, state: &LinkState) -> String {
+    fn status_line(&self, state: &ClientState) -> String {
         let hooks = self.config.hooks.len();
         match state {
-            LinkState::Registered { master } => {
+            ClientState::Registered { master } => {
                 format!("registered with {}, {hooks} hooks", master.display())
             }
-            LinkState::Waiting { master } => {
+            ClientState::Waiting { master } => {
                 format!(
                     "waiting for TracimDaemon at {}, {hooks} hooks",
                     master.display()
                 )
             }
-            LinkState::Stopped => "stopped".into(),
+            ClientState::Stopped => "stopped".into(),
         }
     }
 
@@ -175,7 +175,7 @@ impl Service {
                 changed = state.changed() => {
                     // A client replaced on reload says Stopped, then goes: follow
                     // the new one instead of reporting that.
-                    if changed.is_err() || *state.borrow() == LinkState::Stopped {
+                    if changed.is_err() || *state.borrow() == ClientState::Stopped {
                         state = self.client.state();
                     }
                     let line = self.status_line(&state.borrow_and_update());
@@ -251,7 +251,7 @@ impl Service {
     /// new master alone is switched to by leaving the old daemon first, since the
     /// same own socket cannot be bound twice (the new daemon has nothing for us
     /// before we register, so nothing is lost meanwhile).
-    async fn relink(&mut self, config: &Config) -> Result<(), LinkError> {
+    async fn relink(&mut self, config: &Config) -> Result<(), ClientError> {
         let (old, new) = (&self.config.daemon, &config.daemon);
         if old.socket == new.socket && old.master_socket == new.master_socket {
             if old != new {
@@ -269,7 +269,7 @@ impl Service {
                 // Both stay registered for a moment, so the daemon always has one
                 // of them; what both receive meanwhile is run once (see `recent`).
                 let mut state = client.state();
-                let registered = state.wait_for(|s| matches!(s, LinkState::Registered { .. }));
+                let registered = state.wait_for(|s| matches!(s, ClientState::Registered { .. }));
                 if tokio::time::timeout(RELINK_WAIT, registered).await.is_err() {
                     warn!("the new socket is not registered yet; leaving the old one anyway");
                 }

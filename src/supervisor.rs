@@ -18,7 +18,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{Defaults, Hook, Mode};
 use crate::exec::{self, Limits, Outcome};
-use crate::protocol::Event;
+use tracim_daemon_sdk::protocol::Event;
 
 /// How often processes that hooks left outside their groups are reaped.
 const ORPHAN_SWEEP: Duration = Duration::from_secs(1);

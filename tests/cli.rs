@@ -62,7 +62,7 @@ fn test_run_on_every_sample_runs_exactly_the_matching_hooks() {
     let samples = all_fixtures();
     let files: Vec<String> = samples
         .iter()
-        .map(|(name, _)| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")))
+        .map(|(name, _)| format!("{}/src/samples/{name}", env!("CARGO_MANIFEST_DIR")))
         .collect();
     let mut args = vec![
         "--config",
@@ -144,7 +144,7 @@ fn test_without_run_shows_command_variables_and_stdin() {
         "[[hook]]\nname = \"show\"\non = \"mention.*\"\nrun = 'notify-send \"$TRACIM_FIELDS_AUTHOR_PUBLIC_NAME\"'\n",
     );
     let wire = format!(
-        "{}/tests/fixtures/wire/tracim_event.json",
+        "{}/crates/tracim-daemon-sdk/tests/fixtures/wire/tracim_event.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let output = run(&["--config", config.to_str().unwrap(), "test", &wire], &[]);
@@ -381,7 +381,7 @@ skip_own = true
 run = "true"
 "#,
     );
-    let fixtures = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let fixtures = format!("{}/src/samples", env!("CARGO_MANIFEST_DIR"));
     let file = |name: &str| format!("{fixtures}/{name}");
     let output = run(
         &[
@@ -448,7 +448,7 @@ cwd = "{out}"
             "test",
             "--run",
             &format!(
-                "{}/tests/fixtures/tag.created.json",
+                "{}/src/samples/tag.created.json",
                 env!("CARGO_MANIFEST_DIR")
             ),
         ],

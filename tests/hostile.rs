@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
-use tracim_hooks::protocol::{Envelope, Message};
-use tracim_hooks::sim::event_message;
+use tracim_daemon_sdk::protocol::{Envelope, Message};
+use tracim_daemon_sdk::sim::event_message;
 
 const SHORT: Duration = Duration::from_secs(10);
 
@@ -163,7 +163,10 @@ async fn the_socket_is_0600_from_its_first_moment_even_under_umask_0() {
     let mut command = Command::new(bin());
     command
         .args(["--config", &place.config_path().to_string_lossy(), "run"])
-        .env("TRACIM_HOOKS_LOG", "tracim_hooks=debug")
+        .env(
+            "TRACIM_HOOKS_LOG",
+            "tracim_hooks=debug,tracim_daemon_sdk=debug",
+        )
         .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

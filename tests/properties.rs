@@ -5,9 +5,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use tracim_daemon_sdk::protocol::{Envelope, Event, Message};
+use tracim_daemon_sdk::sim::event_message;
 use tracim_hooks::env::{MAX_VARIABLE, event_vars};
-use tracim_hooks::protocol::{Envelope, Event, Message};
-use tracim_hooks::sim::event_message;
 
 // ---------------------------------------------------------------------------
 // Strategies

@@ -330,7 +330,7 @@ async fn a_new_master_socket_takes_effect_by_leaving_the_old_daemon() {
     let out = place.out();
     let first = place.sim(Duration::from_secs(30)).await;
     let second_master = place.path().join("second.sock");
-    let second = tracim_hooks::sim::SimDaemon::start(&second_master, Default::default())
+    let second = tracim_daemon_sdk::sim::SimDaemon::start(&second_master, Default::default())
         .await
         .unwrap();
     place.write_config(&recording_hook("all", "\"*\"", &out));

@@ -8,22 +8,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tracim_hooks::sim::{SimDaemon, SimOptions};
+use tracim_daemon_sdk::sim::{SimDaemon, SimOptions};
 
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tracim-hooks")
 }
 
-/// A sample TLM from tests/fixtures.
+/// A sample TLM from src/samples.
 pub fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/src/samples/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// Every sample TLM: (file name, text).
 pub fn all_fixtures() -> Vec<(String, String)> {
-    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!("{}/src/samples", env!("CARGO_MANIFEST_DIR"));
     let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| {
@@ -145,7 +145,10 @@ impl Runner {
         let child = Command::new(bin())
             .args(["--config", &config.to_string_lossy(), "run"])
             .env_remove("NOTIFY_SOCKET")
-            .env("TRACIM_HOOKS_LOG", "tracim_hooks=debug")
+            .env(
+                "TRACIM_HOOKS_LOG",
+                "tracim_hooks=debug,tracim_daemon_sdk=debug",
+            )
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

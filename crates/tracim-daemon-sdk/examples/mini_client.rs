@@ -1,8 +1,8 @@
 //! The smallest TracimDaemon client: registers, and prints one line per event.
 //! Usage: mini_client MASTER_SOCKET OWN_SOCKET   (Ctrl-C to leave cleanly)
 
-use tracim_hooks::link::{Client, ClientConfig};
-use tracim_hooks::protocol::Message;
+use tracim_daemon_sdk::client::{Client, ClientConfig};
+use tracim_daemon_sdk::protocol::Message;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

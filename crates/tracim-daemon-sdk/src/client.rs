@@ -6,30 +6,7 @@
 //! EOF (events over 4 KiB are normal: note bodies travel in them) and notices when
 //! the daemon restarted and forgot it.
 //!
-//! ```no_run
-//! use tracim_hooks::link::{Client, ClientConfig};
-//! use tracim_hooks::protocol::Message;
-//!
-//! # async fn example() -> Result<(), tracim_hooks::link::LinkError> {
-//! let config = ClientConfig::new(
-//!     "/home/me/.config/TracimDaemon/master.sock",
-//!     "/run/user/1000/my-client.sock",
-//! );
-//! let (mut client, mut incoming) = Client::start(config).await?;
-//! loop {
-//!     tokio::select! {
-//!         Some(delivery) = incoming.recv() => {
-//!             if let Message::TracimEvent(event) = delivery.envelope.message {
-//!                 println!("{} {}", event.id(), event.event_type());
-//!             }
-//!         }
-//!         _ = tokio::signal::ctrl_c() => break,
-//!     }
-//! }
-//! client.shutdown().await;
-//! # Ok(())
-//! # }
-//! ```
+//! See the crate documentation for a complete client.
 
 use std::collections::HashMap;
 use std::io;
@@ -93,24 +70,24 @@ impl ClientConfig {
 
 /// Whether the client is registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkState {
+pub enum ClientState {
     /// Trying to reach the daemon at this master socket.
     Waiting {
-        /// The master socket.
+        /// Where it expects the daemon (it watches this path for the daemon to appear).
         master: PathBuf,
     },
     /// Registered with the daemon at this master socket.
     Registered {
-        /// The master socket.
+        /// The daemon's master socket it registered with (it changes on reload).
         master: PathBuf,
     },
-    /// Shut down.
+    /// Left the daemon and closed its socket, after [`Client::shutdown`] or a drop.
     Stopped,
 }
 
 /// Fatal errors of a client.
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub enum ClientError {
     /// Another process answers on the socket.
     #[error("another instance is running: something answers on {}", .0.display())]
     AlreadyRunning(PathBuf),
@@ -123,18 +100,18 @@ pub enum LinkError {
     /// Creating the socket failed.
     #[error("cannot listen on {}: {source}", path.display())]
     Bind {
-        /// The socket.
+        /// The client socket that could not be created.
         path: PathBuf,
-        /// Why.
+        /// The system's reason (permissions, missing directory, path too long…).
         #[source]
         source: io::Error,
     },
     /// Sending to the daemon failed.
     #[error("cannot send to the daemon at {}: {source}", path.display())]
     Send {
-        /// The master socket.
+        /// The daemon's master socket that could not be reached.
         path: PathBuf,
-        /// Why.
+        /// The system's reason (refused: the daemon is not running; not found…).
         #[source]
         source: io::Error,
     },
@@ -146,7 +123,7 @@ pub enum LinkError {
 /// One message received, with the time it was read.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The message.
+    /// The message, decoded (a message that could not be decoded is not delivered).
     pub envelope: Envelope,
     /// When its connection was read to the end.
     pub received: Instant,
@@ -177,7 +154,7 @@ struct Shared {
     self_path: String,
     pid: String,
     user_id: watch::Sender<Option<String>>,
-    state: watch::Sender<LinkState>,
+    state: watch::Sender<ClientState>,
     last_ping: Mutex<Instant>,
     /// Bumped at each `daemon_account_info`, so the registrar can wait for the next one.
     account_infos: watch::Sender<u64>,
@@ -212,7 +189,7 @@ impl Client {
     /// Binds the client's socket (mode 0600), then starts accepting and
     /// registering in the background. Fails only if the socket cannot be had;
     /// a daemon that is not there yet is waited for.
-    pub async fn start(config: ClientConfig) -> Result<(Client, Incoming), LinkError> {
+    pub async fn start(config: ClientConfig) -> Result<(Client, Incoming), ClientError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let client = Client::start_into(config, tx).await?;
         Ok((client, Incoming { rx }))
@@ -224,9 +201,9 @@ impl Client {
     pub async fn start_into(
         config: ClientConfig,
         tx: mpsc::UnboundedSender<Delivery>,
-    ) -> Result<Client, LinkError> {
+    ) -> Result<Client, ClientError> {
         if !config.socket.is_absolute() {
-            return Err(LinkError::RelativePath(config.socket.clone()));
+            return Err(ClientError::RelativePath(config.socket.clone()));
         }
         let listener = bind(&config.socket)?;
         let identity = file_identity(&config.socket);
@@ -234,7 +211,7 @@ impl Client {
             self_path: config.socket.to_string_lossy().into_owned(),
             pid: std::process::id().to_string(),
             user_id: watch::channel(None).0,
-            state: watch::channel(LinkState::Waiting {
+            state: watch::channel(ClientState::Waiting {
                 master: config.master_socket.clone(),
             })
             .0,
@@ -265,7 +242,7 @@ impl Client {
     }
 
     /// Registered or not, as a watch.
-    pub fn state(&self) -> watch::Receiver<LinkState> {
+    pub fn state(&self) -> watch::Receiver<ClientState> {
         self.shared.state.subscribe()
     }
 
@@ -275,28 +252,28 @@ impl Client {
     }
 
     /// Sends any message to the daemon, this client's socket as the sender.
-    pub async fn send(&self, message: Message) -> Result<(), LinkError> {
+    pub async fn send(&self, message: Message) -> Result<(), ClientError> {
         send_to_daemon(&self.shared, message).await
     }
 
     /// Pings the daemon (it answers `daemon_pong`, which arrives on [`Incoming`]).
-    pub async fn ping(&self) -> Result<(), LinkError> {
+    pub async fn ping(&self) -> Result<(), ClientError> {
         self.send(Message::Ping).await
     }
 
     /// Asks the daemon which clients it has.
-    pub async fn clients(&self, timeout: Duration) -> Result<Vec<ClientInfo>, LinkError> {
+    pub async fn clients(&self, timeout: Duration) -> Result<Vec<ClientInfo>, ClientError> {
         ask_clients(&self.shared, timeout).await
     }
 
     /// Asks the daemon which account it uses.
-    pub async fn account_info(&self, timeout: Duration) -> Result<AccountInfo, LinkError> {
+    pub async fn account_info(&self, timeout: Duration) -> Result<AccountInfo, ClientError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.shared.waiters).account.push(tx);
         self.send(Message::GetAccountInfo).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(info)) => Ok(info),
-            _ => Err(LinkError::NoAnswer("daemon_get_account_info")),
+            _ => Err(ClientError::NoAnswer("daemon_get_account_info")),
         }
     }
 
@@ -333,7 +310,7 @@ impl Client {
         }
         self.shared.complaints.flush(true);
         remove_own_socket(&self.shared.config.socket, self.identity);
-        self.shared.state.send_replace(LinkState::Stopped);
+        self.shared.state.send_replace(ClientState::Stopped);
     }
 }
 
@@ -361,20 +338,20 @@ fn remove_own_socket(path: &Path, identity: Option<FileIdentity>) {
 
 /// Creates the listening socket with mode 0600 and no moment when it is wider:
 /// it is bound inside a fresh 0700 directory, narrowed, then renamed into place.
-fn bind(path: &Path) -> Result<UnixListener, LinkError> {
-    let bind_error = |source| LinkError::Bind {
+fn bind(path: &Path) -> Result<UnixListener, ClientError> {
+    let bind_error = |source| ClientError::Bind {
         path: path.to_path_buf(),
         source,
     };
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(LinkError::AlreadyRunning(path.to_path_buf()));
+                return Err(ClientError::AlreadyRunning(path.to_path_buf()));
             }
             debug!(path = %path.display(), "removing a stale socket");
             std::fs::remove_file(path).map_err(bind_error)?;
         }
-        Ok(_) => return Err(LinkError::NotASocket(path.to_path_buf())),
+        Ok(_) => return Err(ClientError::NotASocket(path.to_path_buf())),
         Err(_) => {}
     }
     let parent = path.parent().unwrap_or(Path::new("/"));
@@ -671,22 +648,22 @@ fn handle(shared: &Shared, envelope: &Envelope) {
     }
 }
 
-async fn ask_clients(shared: &Shared, timeout: Duration) -> Result<Vec<ClientInfo>, LinkError> {
+async fn ask_clients(shared: &Shared, timeout: Duration) -> Result<Vec<ClientInfo>, ClientError> {
     let (tx, rx) = oneshot::channel();
     lock(&shared.waiters).clients.push(tx);
     send_to_daemon(shared, Message::GetClients).await?;
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(list)) => Ok(list),
-        _ => Err(LinkError::NoAnswer("daemon_get_clients")),
+        _ => Err(ClientError::NoAnswer("daemon_get_clients")),
     }
 }
 
-async fn send_to_daemon(shared: &Shared, message: Message) -> Result<(), LinkError> {
+async fn send_to_daemon(shared: &Shared, message: Message) -> Result<(), ClientError> {
     let bytes = Envelope::new(shared.self_path.clone(), message).encode();
     let master = &shared.config.master_socket;
     send_bytes(master, &bytes)
         .await
-        .map_err(|source| LinkError::Send {
+        .map_err(|source| ClientError::Send {
             path: master.clone(),
             source,
         })
@@ -745,7 +722,7 @@ async fn register_loop(shared: Arc<Shared>) {
                 info!(master = %master.display(), "waiting for TracimDaemon ({e})");
                 said_waiting = true;
             }
-            shared.state.send_replace(LinkState::Waiting {
+            shared.state.send_replace(ClientState::Waiting {
                 master: master.clone(),
             });
             // Wake early when the master socket appears or changes.
@@ -776,7 +753,7 @@ async fn register_loop(shared: Arc<Shared>) {
             user_id = shared.user_id.borrow().as_deref().unwrap_or("?"),
             "registered with TracimDaemon"
         );
-        shared.state.send_replace(LinkState::Registered {
+        shared.state.send_replace(ClientState::Registered {
             master: master.clone(),
         });
 
@@ -807,7 +784,7 @@ async fn watch_registration(shared: &Shared, identity: Option<FileIdentity>) -> 
                     Ok(_) => return "the daemon no longer lists this client",
                     Err(e) => {
                         debug!("client check: {e}");
-                        if matches!(e, LinkError::Send { .. }) {
+                        if matches!(e, ClientError::Send { .. }) {
                             return "the daemon cannot be reached";
                         }
                     }

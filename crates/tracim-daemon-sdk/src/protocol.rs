@@ -95,7 +95,7 @@ impl Message {
 pub struct Envelope {
     /// The sender's socket: the daemon answers there.
     pub path: String,
-    /// What is said.
+    /// The `type` and its `data`, decoded together.
     pub message: Message,
 }
 
@@ -194,8 +194,21 @@ impl Lookup<'_> {
         match self {
             Lookup::Id(id) => Some(Cow::Owned(id.to_string())),
             Lookup::Str(s) => Some(Cow::Borrowed(s)),
-            Lookup::Value(v) => crate::env::scalar_text(v),
+            Lookup::Value(v) => scalar_text(v),
         }
+    }
+}
+
+/// The text of a JSON scalar as hooks and conditions see it: strings as they are,
+/// numbers as JSON text, `true`/`false`, null as empty. Objects and arrays have none.
+pub fn scalar_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    match value {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Null => Some(Cow::Borrowed("")),
+        Value::Array(_) | Value::Object(_) => None,
     }
 }
 
@@ -440,10 +453,11 @@ impl Event {
         inner.tlm.get_or_init(|| {
             // The shape was checked on arrival just as this decodes it, so this
             // succeeds; were it ever not to, the event keeps its id and type.
-            serde_json::from_str(&inner.raw).unwrap_or_else(|e| {
+            serde_json::from_str(&inner.raw).unwrap_or_else(|_e| {
+                #[cfg(feature = "client")]
                 tracing::warn!(
                     event_id = inner.event_id,
-                    "event fields could not be decoded: {e}"
+                    "event fields could not be decoded: {_e}"
                 );
                 Tlm {
                     event_id: inner.event_id,
@@ -485,9 +499,9 @@ pub enum DecodeError {
     /// The envelope is fine but its `data` does not fit its `type`.
     #[error("bad data for {kind}: {source}")]
     Data {
-        /// The message type.
+        /// The message's `type`.
         kind: String,
-        /// What serde found wrong.
+        /// Where and how the `data` differs from what that type carries.
         #[source]
         source: serde_json::Error,
     },

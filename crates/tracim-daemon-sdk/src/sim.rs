@@ -1,7 +1,7 @@
 //! A simulated TracimDaemon, as strict as the real one, for the tests and `demo`.
 //!
 //! It speaks the protocol the way the upstream daemon does (see "The TracimDaemon
-//! protocol" in the README): one
+//! protocol" in the crate documentation): one
 //! `read()` of at most 4096 bytes per message, answers as new connections to the
 //! sender's `path`, pings at an interval and drops clients that did not pong by the
 //! next tick, delivers to clients serially under one lock (a failed connect loses
@@ -22,83 +22,6 @@ use tracing::{debug, warn};
 
 use crate::lock;
 use crate::protocol::{AccountInfo, ClientInfo, Envelope, Message};
-
-/// Sample events the simulated daemon plays (in `demo`, and `test --sample`):
-/// a realistic TLM of each entity type, by type (the 23 KB note among them).
-pub const SAMPLES: [(&str, &str); 18] = [
-    (
-        "user.created",
-        include_str!("../tests/fixtures/user.created.json"),
-    ),
-    (
-        "user.modified",
-        include_str!("../tests/fixtures/user.modified.json"),
-    ),
-    (
-        "workspace.created",
-        include_str!("../tests/fixtures/workspace.created.json"),
-    ),
-    (
-        "workspace_member.created",
-        include_str!("../tests/fixtures/workspace_member.created.json"),
-    ),
-    (
-        "workspace_member.modified",
-        include_str!("../tests/fixtures/workspace_member.modified.json"),
-    ),
-    (
-        "content.created.html-document",
-        include_str!("../tests/fixtures/content.created.html-document.json"),
-    ),
-    (
-        "content.modified.html-document",
-        include_str!("../tests/fixtures/content.modified.html-document.json"),
-    ),
-    (
-        "content.created.file",
-        include_str!("../tests/fixtures/content.created.file.json"),
-    ),
-    (
-        "content.deleted.folder",
-        include_str!("../tests/fixtures/content.deleted.folder.json"),
-    ),
-    (
-        "content.created.thread",
-        include_str!("../tests/fixtures/content.created.thread.json"),
-    ),
-    (
-        "content.created.comment",
-        include_str!("../tests/fixtures/content.created.comment.json"),
-    ),
-    (
-        "content.modified.todo",
-        include_str!("../tests/fixtures/content.modified.todo.json"),
-    ),
-    (
-        "mention.created",
-        include_str!("../tests/fixtures/mention.created.json"),
-    ),
-    (
-        "reaction.created",
-        include_str!("../tests/fixtures/reaction.created.json"),
-    ),
-    (
-        "workspace_subscription.created",
-        include_str!("../tests/fixtures/workspace_subscription.created.json"),
-    ),
-    (
-        "tag.created",
-        include_str!("../tests/fixtures/tag.created.json"),
-    ),
-    (
-        "content_tag.created",
-        include_str!("../tests/fixtures/content_tag.created.json"),
-    ),
-    (
-        "user_call.created",
-        include_str!("../tests/fixtures/user_call.created.json"),
-    ),
-];
 
 /// The daemon's single read per message.
 pub const READ_SIZE: usize = 4096;
@@ -134,7 +57,7 @@ struct Inner {
     /// Held for every outgoing delivery: the real daemon delivers serially.
     delivery: tokio::sync::Mutex<()>,
     /// Every message received, raw, in order.
-    received: Mutex<Vec<Received>>,
+    received: Mutex<Vec<FromClient>>,
     changed: Notify,
     pinging: Mutex<bool>,
 }
@@ -147,7 +70,7 @@ pub struct SimDaemon {
 
 /// A message as the simulated daemon read it.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub struct FromClient {
     /// When its read completed.
     pub at: std::time::Instant,
     /// The bytes of its single read.
@@ -156,7 +79,7 @@ pub struct Received {
 
 /// What one broadcast achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivered {
+pub struct BroadcastReport {
     /// Clients that took the message.
     pub ok: usize,
     /// Clients whose connect or write failed (the message is lost for them).
@@ -239,7 +162,7 @@ impl SimDaemon {
     }
 
     /// Every message received so far, raw.
-    pub fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<FromClient> {
         lock(&self.inner.received).clone()
     }
 
@@ -283,16 +206,16 @@ impl SimDaemon {
     }
 
     /// Sends a TLM (its JSON text) to every client, serially, as a JSON string.
-    pub async fn send_event(&self, tlm_text: &str) -> Delivered {
+    pub async fn send_event(&self, tlm_text: &str) -> BroadcastReport {
         let bytes = event_message(&self.inner.master, tlm_text);
         self.broadcast_raw(&bytes).await
     }
 
     /// Sends any bytes to every client, serially.
-    pub async fn broadcast_raw(&self, bytes: &[u8]) -> Delivered {
+    pub async fn broadcast_raw(&self, bytes: &[u8]) -> BroadcastReport {
         let targets: Vec<String> = self.clients().into_iter().map(|c| c.path).collect();
         let _serial = self.inner.delivery.lock().await;
-        let mut result = Delivered { ok: 0, failed: 0 };
+        let mut result = BroadcastReport { ok: 0, failed: 0 };
         for path in targets {
             match deliver(Path::new(&path), bytes).await {
                 Ok(()) => result.ok += 1,
@@ -357,7 +280,7 @@ async fn handle_connection(mut stream: UnixStream, inner: Arc<Inner>) {
     };
     drop(stream);
     buf.truncate(n);
-    lock(&inner.received).push(Received {
+    lock(&inner.received).push(FromClient {
         at: std::time::Instant::now(),
         bytes: buf.clone(),
     });

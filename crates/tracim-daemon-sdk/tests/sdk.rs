@@ -1,4 +1,4 @@
-//! The library as an SDK: a client written against `tracim_hooks::link` talks to
+//! A client written against the SDK alone talks to
 //! the simulated daemon.
 
 mod common;
@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tracim_hooks::link::{Client, ClientConfig, LinkState};
-use tracim_hooks::protocol::Message;
+use tracim_daemon_sdk::client::{Client, ClientConfig, ClientState};
+use tracim_daemon_sdk::protocol::Message;
 
 const SHORT: Duration = Duration::from_secs(10);
 
@@ -21,7 +21,7 @@ async fn a_client_registers_asks_and_receives() {
     let mut state = client.state();
     tokio::time::timeout(
         SHORT,
-        state.wait_for(|s| matches!(s, LinkState::Registered { .. })),
+        state.wait_for(|s| matches!(s, ClientState::Registered { .. })),
     )
     .await
     .unwrap()
@@ -64,7 +64,7 @@ async fn a_client_registers_asks_and_receives() {
     );
 
     client.shutdown().await;
-    assert_eq!(*client.state().borrow(), LinkState::Stopped);
+    assert_eq!(*client.state().borrow(), ClientState::Stopped);
     assert!(sim.wait_until(SHORT, |s| s.clients().is_empty()).await);
     assert!(!place.socket().exists());
     // The stream ends once the client is gone.

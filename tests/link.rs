@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tracim_hooks::protocol::{Envelope, Message};
+use tracim_daemon_sdk::protocol::{Envelope, Message};
 
 const SHORT: Duration = Duration::from_secs(10);
 

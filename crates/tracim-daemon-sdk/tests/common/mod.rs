@@ -1,0 +1,56 @@
+//! Shared helpers for the SDK's integration tests: a short temporary place for
+//! sockets, the simulated daemon, and the sample events.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tracim_daemon_sdk::sim::{SimDaemon, SimOptions};
+
+/// A sample TLM from tests/fixtures.
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A directory for one test, removed at the end. Short paths: socket paths
+/// are limited to 107 bytes.
+pub struct Place {
+    dir: tempfile::TempDir,
+}
+
+impl Place {
+    pub fn new() -> Place {
+        Place {
+            dir: tempfile::Builder::new()
+                .prefix("tds")
+                .tempdir_in("/tmp")
+                .unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn master(&self) -> PathBuf {
+        self.path().join("master.sock")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("client.sock")
+    }
+
+    pub async fn sim(&self, ping_interval: Duration) -> SimDaemon {
+        SimDaemon::start(
+            self.master(),
+            SimOptions {
+                ping_interval,
+                ..SimOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+}
