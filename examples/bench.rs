@@ -51,9 +51,10 @@ use tokio::sync::mpsc;
 
 use tracim_daemon_sdk::protocol::{Envelope, Event, Message};
 use tracim_daemon_sdk::sim::{self, SimDaemon, SimOptions};
-use tracim_hooks::config::{Config, Hook};
+use tracim_hooks::config::Config;
 use tracim_hooks::exec::{self, Limits, Spec};
-use tracim_hooks::matcher::{CONTENT_TYPES as SUBTYPES, ENTITIES, OPERATIONS};
+use tracim_hooks::hook::Hook;
+use tracim_hooks::matcher::{CONTENT_TYPES as SUBTYPES, ENTITIES, Matcher, OPERATIONS};
 use tracim_hooks::notify::Notifier;
 use tracim_hooks::service::{Control, Handle, Service};
 use tracim_hooks::supervisor::{Settings, Supervisor};
@@ -1194,8 +1195,8 @@ fn bench_matching(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Vec<Matchi
         let started = Instant::now();
         let config = Config::parse(&dir.join(format!("match{n}.toml")), &text)
             .map_err(|e| format!("{n} hooks: {e}"))?;
+        let matcher = &Matcher::new(&config.hooks).map_err(|e| format!("{n} hooks: {e}"))?;
         let parse = started.elapsed();
-        let matcher = &config.matcher;
         let selected = events
             .iter()
             .map(|e| matcher.select(e, "").len())

@@ -22,8 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tracing::{debug, info, warn};
 
-use crate::config::{Hook, Output};
 use crate::env::event_vars;
+use crate::hook::{Hook, Output};
 use tracim_daemon_sdk::protocol::Event;
 
 /// A logged line of hook output is cut here.

@@ -10,9 +10,9 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
-mod demo;
 pub mod env;
 pub mod exec;
+pub mod hook;
 pub mod logging;
 pub mod matcher;
 pub mod notify;

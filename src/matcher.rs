@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 
-use crate::config::{Case, Hook};
 use serde_json::Value;
-
 use tracim_daemon_sdk::protocol::{Event, Lookup, Tlm};
+
+use crate::hook::{Case, Hook};
 
 /// A pattern that does not compile.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -300,6 +300,8 @@ pub struct Matcher {
     /// Hooks whose `on` has only exclusions: they take every other type.
     exclusion_only: Vec<usize>,
     hooks: Vec<Arc<Hook>>,
+    /// Each hook's `where` conditions, compiled, by hook index.
+    conditions: Vec<Vec<Condition>>,
 }
 
 impl Matcher {
@@ -308,7 +310,14 @@ impl Matcher {
         let mut builder = GlobSetBuilder::new();
         let mut owners = Vec::new();
         let mut exclusion_only = Vec::new();
+        let mut conditions = Vec::with_capacity(hooks.len());
         for (index, hook) in hooks.iter().enumerate() {
+            conditions.push(
+                hook.conditions
+                    .iter()
+                    .map(|w| Condition::new(&w.path, &w.globs, hook.where_case))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
             let mut positives = 0;
             for pattern in &hook.on {
                 let (negated, glob) = split_negation(pattern);
@@ -329,6 +338,7 @@ impl Matcher {
             owners,
             exclusion_only,
             hooks: hooks.to_vec(),
+            conditions,
         })
     }
 
@@ -359,8 +369,9 @@ impl Matcher {
         selected
     }
 
-    fn decide_rest(&self, hook: &Hook, event: &Event, daemon_user_id: &str) -> Verdict {
-        for condition in &hook.conditions {
+    fn decide_rest(&self, index: usize, event: &Event, daemon_user_id: &str) -> Verdict {
+        let hook = &self.hooks[index];
+        for condition in &self.conditions[index] {
             if let Err(failure) = condition.check(event.tlm()) {
                 return Verdict::Condition(failure);
             }
@@ -383,9 +394,8 @@ impl Matcher {
     pub fn select(&self, event: &Event, daemon_user_id: &str) -> Vec<Arc<Hook>> {
         self.type_matches(event.event_type())
             .into_iter()
-            .map(|i| &self.hooks[i])
-            .filter(|hook| self.decide_rest(hook, event, daemon_user_id) == Verdict::Runs)
-            .cloned()
+            .filter(|&i| self.decide_rest(i, event, daemon_user_id) == Verdict::Runs)
+            .map(|i| self.hooks[i].clone())
             .collect()
     }
 
@@ -398,7 +408,7 @@ impl Matcher {
             .enumerate()
             .map(|(index, hook)| {
                 let verdict = if selected.binary_search(&index).is_ok() {
-                    self.decide_rest(hook, event, daemon_user_id)
+                    self.decide_rest(index, event, daemon_user_id)
                 } else {
                     self.why_not_type(hook, event.event_type())
                 };
@@ -451,9 +461,12 @@ mod tests {
         Event::from_text(std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
+    fn matcher(config: &Config) -> Matcher {
+        Matcher::new(&config.hooks).unwrap()
+    }
+
     fn names(config: &Config, event: &Event, user: &str) -> Vec<String> {
-        config
-            .matcher
+        matcher(config)
             .select(event, user)
             .iter()
             .map(|h| h.name.clone())
@@ -582,8 +595,7 @@ mod tests {
         ]
         .concat();
         let config = config(&text);
-        let verdicts: Vec<String> = config
-            .matcher
+        let verdicts: Vec<String> = matcher(&config)
             .explain(&fixture("content.created.comment"), "2")
             .iter()
             .map(|(h, v)| format!("{}: {v}", h.name))

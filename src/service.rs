@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
+use crate::matcher::{Matcher, PatternError};
 use crate::notify::Notifier;
 use crate::supervisor::{Settings, Supervisor};
 use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery};
@@ -64,6 +65,9 @@ pub enum ServiceError {
     /// The link could not be set up (socket taken, not bindable).
     #[error("{0}")]
     Link(#[from] ClientError),
+    /// A pattern that passed validation did not compile into the matcher.
+    #[error("{0}")]
+    Rules(#[from] PatternError),
 }
 
 /// What others may watch while the runner runs.
@@ -103,6 +107,7 @@ impl Handle {
 pub struct Service {
     config_path: PathBuf,
     config: Arc<Config>,
+    matcher: Matcher,
     client: Client,
     deliveries: mpsc::UnboundedReceiver<Delivery>,
     deliveries_tx: mpsc::UnboundedSender<Delivery>,
@@ -118,12 +123,14 @@ impl Service {
         config: Config,
         notifier: Notifier,
     ) -> Result<Service, ServiceError> {
+        let matcher = Matcher::new(&config.hooks)?;
         let supervisor = Supervisor::new(Settings::from(&config.defaults));
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
         let client = Client::start_into(config.daemon.clone(), deliveries_tx.clone()).await?;
         Ok(Service {
             config_path,
             config: Arc::new(config),
+            matcher,
             client,
             deliveries,
             deliveries_tx,
@@ -207,7 +214,7 @@ impl Service {
         self.handle.events.fetch_add(1, Ordering::Relaxed);
         let id = event.id();
         dispatch(
-            &self.config,
+            &self.matcher,
             &self.handle.supervisor,
             &self.client,
             event,
@@ -229,6 +236,15 @@ impl Service {
                 }
             }
             Ok(config) => {
+                let matcher = match Matcher::new(&config.hooks) {
+                    Ok(matcher) => matcher,
+                    Err(e) => {
+                        error!("reload refused, keeping the running hooks: {e}");
+                        let line = self.status_line(&self.client.state().borrow());
+                        self.notifier.ready(&line);
+                        return;
+                    }
+                };
                 if let Err(e) = self.relink(&config).await {
                     error!("reload refused, keeping the running hooks: {e}");
                     let line = self.status_line(&self.client.state().borrow());
@@ -240,6 +256,7 @@ impl Service {
                     .configure(Settings::from(&config.defaults));
                 info!(hooks = config.hooks.len(), "configuration reloaded");
                 self.config = Arc::new(config);
+                self.matcher = matcher;
             }
         }
         let line = self.status_line(&self.client.state().borrow());
@@ -297,7 +314,7 @@ impl Service {
             let Message::TracimEvent(event) = delivery.envelope.message else {
                 continue;
             };
-            for hook in self.config.matcher.select(&event, &user_id) {
+            for hook in self.matcher.select(&event, &user_id) {
                 warn!(hook = %hook.name, event_id = event.id(), "run never started: shutting down");
             }
         }
@@ -311,14 +328,14 @@ impl Service {
 
 /// Submits one run per matching hook, in file order.
 fn dispatch(
-    config: &Config,
+    matcher: &Matcher,
     supervisor: &Supervisor,
     client: &Client,
     event: Event,
     arrived: Instant,
 ) {
     let user_id: Arc<str> = client.user_id().unwrap_or_default().into();
-    let hooks = config.matcher.select(&event, &user_id);
+    let hooks = matcher.select(&event, &user_id);
     debug!(
         event_id = event.id(),
         event_type = event.event_type(),

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Defaults, Hook, Mode};
 use crate::exec::{self, Limits, Outcome};
+use crate::hook::{Defaults, Hook, Mode};
 use tracim_daemon_sdk::protocol::Event;
 
 /// How often processes that hooks left outside their groups are reaped.

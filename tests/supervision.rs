@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use common::{Place, lines, wait_for};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracim_daemon_sdk::protocol::Event;
-use tracim_hooks::config::{Config, Hook};
+use tracim_hooks::config::Config;
 use tracim_hooks::exec::{Exit, MAX_LINE, MAX_RUN_OUTPUT};
+use tracim_hooks::hook::Hook;
 use tracim_hooks::supervisor::{Refused, RunReport, Settings, Supervisor};
 use tracing_subscriber::layer::SubscriberExt;
 

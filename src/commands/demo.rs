@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::commands::Failure;
+use super::Failure;
 use crate::config::{self, Config};
 use crate::notify::Notifier;
 use crate::samples::SAMPLES;

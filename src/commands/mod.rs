@@ -1,0 +1,34 @@
+//! The subcommands, one module each: `run`, `check`, `test`, `init`, `demo`.
+//!
+//! Each returns `Ok(())` or a [`Failure`] whose lines `main` prints before exiting 1.
+
+mod check;
+mod demo;
+mod failure;
+mod init;
+mod inputs;
+mod run;
+mod test;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+
+pub use failure::Failure;
+
+/// Runs the command the command line asks for.
+pub async fn execute(cli: Cli) -> Result<(), Failure> {
+    let path = config::locate(cli.config.as_deref());
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run::run(path).await,
+        Command::Check => check::check(&path),
+        Command::Test(args) => test::test(&path, args).await,
+        Command::Demo => {
+            let config = match cli.config {
+                Some(path) => Some(Config::load(&path)?),
+                None => None,
+            };
+            demo::demo(config).await
+        }
+        Command::Init { force } => init::init(&path, force),
+    }
+}

@@ -1,0 +1,268 @@
+//! Tests of loading and validating hooks.toml.
+
+use super::*;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::hook::{Command, Mode, Output};
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("hooks.toml"), text)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.lines(),
+    }
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let config = parse(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!config.hooks.is_empty());
+}
+
+#[test]
+fn the_issue_example_parses_with_defaults_resolved() {
+    let text = r#"
+[daemon]
+master_socket = "/tmp/m.sock"
+socket = "/tmp/c.sock"
+
+[defaults]
+shell = ["/bin/bash", "-c"]
+timeout = "60s"
+
+[[hook]]
+name = "notify-mention"
+on = "mention.created"
+run = 'notify-send "Tracim" "$TRACIM_FIELDS_AUTHOR_PUBLIC_NAME mentioned you"'
+
+[[hook]]
+name = "backup-notes"
+on = ["content.created.html-document", "content.modified.*"]
+exec = ["/usr/local/bin/backup-note", "--quiet"]
+env = { BACKUP_DIR = "/srv/notes" }
+cwd = "/srv"
+timeout = "500ms"
+"#;
+    let config = parse(text).unwrap();
+    assert_eq!(config.daemon.master_socket, PathBuf::from("/tmp/m.sock"));
+    assert_eq!(config.daemon.max_message, 16 * 1024 * 1024);
+    let [a, b] = &config.hooks[..] else { panic!() };
+    assert_eq!(
+        a.command,
+        Command::Shell {
+            shell: vec!["/bin/bash".into(), "-c".into()],
+            script: r#"notify-send "Tracim" "$TRACIM_FIELDS_AUTHOR_PUBLIC_NAME mentioned you""#
+                .into()
+        }
+    );
+    assert_eq!(a.timeout, Duration::from_secs(60));
+    assert_eq!(a.line, 10);
+    assert_eq!(b.command.argv(), ["/usr/local/bin/backup-note", "--quiet"]);
+    assert_eq!(
+        b.env,
+        [("BACKUP_DIR".to_string(), "/srv/notes".to_string())]
+    );
+    assert_eq!(b.timeout, Duration::from_millis(500));
+    assert_eq!(b.mode, Mode::Parallel);
+    assert_eq!(b.output, Output::Log);
+}
+
+#[test]
+fn unknown_key_names_line_column_and_hook() {
+    let text = "[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\ntimeuot = \"1s\"\n";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "hooks.toml:5:1: hook `a`: unknown key `timeuot` in [[hook]], expected one of `name`"
+        ),
+        "{errs:?}"
+    );
+    assert!(errs[0].contains("`where`"), "{errs:?}");
+}
+
+#[test]
+fn all_unknown_keys_and_the_errors_behind_them_show_at_once() {
+    let text = "[defaults]\ntimout = \"1s\"\nmax_paralel = 2\ntimeout = \"0s\"\n\n[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nwher = {}\ntimeout = \"0s\"\n\n[[hook]]\nname = \"a\"\non = \"y\"\nrun = \"true\"\nwhere = { fields.author.user_id = 2 }\ncwd = \"relative/dir\"\n";
+    let errs = errors(text);
+    let expect = [
+        "hooks.toml:2:1: unknown key `timout` in [defaults]",
+        "hooks.toml:3:1: unknown key `max_paralel` in [defaults]",
+        "hooks.toml:4:11: this duration must be more than 0",
+        "hooks.toml:10:1: hook `a`: unknown key `wher` in [[hook]]",
+        "hooks.toml:11:11: hook `a`: this duration must be more than 0",
+        "hooks.toml:14:1: hook `a`: duplicate hook name: the hook at line 6 has it already",
+        "hooks.toml:17:35: hook `a`: `where` values must be a glob or a list of globs: write the value as text, like \"2\"",
+        "hooks.toml:18:7: hook `a`: cwd must be an absolute path",
+    ];
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    for (err, want) in errs.iter().zip(expect) {
+        assert!(err.starts_with(want), "{err}\nwanted: {want}");
+    }
+}
+
+#[test]
+fn every_hook_error_is_reported_at_once() {
+    let text = r#"
+[[hook]]
+name = "both"
+on = "x"
+run = "true"
+exec = ["true"]
+
+[[hook]]
+name = "neither"
+on = "x"
+
+[[hook]]
+name = "badglob"
+on = ["content.*", "a[b"]
+run = "true"
+
+[[hook]]
+name = "both"
+on = "y"
+run = "true"
+"#;
+    let errs = errors(text);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("hooks.toml:5:7: hook `both`: give either")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("hooks.toml:9:8: hook `neither`: missing `run`")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("hooks.toml:14:6: hook `badglob`:") && e.contains("a[b")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("hooks.toml:18:1: hook `both`: duplicate hook name")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn bad_values_point_at_the_value() {
+    let errs = errors("[defaults]\ntimeout = \"ten seconds\"\n");
+    assert!(
+        errs[0].starts_with("hooks.toml:2:11: invalid duration `ten seconds`"),
+        "{errs:?}"
+    );
+    let errs = errors("[defaults]\nmax_parallel = 0\n");
+    assert!(
+        errs[0].starts_with("hooks.toml:2:16: max_parallel must be at least 1"),
+        "{errs:?}"
+    );
+    let errs = errors("[daemon]\nsocket = \"relative.sock\"\n");
+    assert!(
+        errs[0].starts_with("hooks.toml:2:10: socket must be an absolute path"),
+        "{errs:?}"
+    );
+    let errs = errors("[bogus]\n");
+    assert!(
+        errs[0].starts_with("hooks.toml:1:2: unknown section `bogus`"),
+        "{errs:?}"
+    );
+    let errs = errors("[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nmode = \"sometimes\"\n");
+    assert!(
+        errs[0].starts_with("hooks.toml:5:8: hook `a`: unknown variant `sometimes`"),
+        "{errs:?}"
+    );
+    let errs =
+        errors("[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nenv = { \"A=B\" = \"1\" }\n");
+    assert!(
+        errs[0].starts_with("hooks.toml:5:9: hook `a`: invalid environment variable name"),
+        "{errs:?}"
+    );
+    let errs = errors(
+        "[[hook]]\nname = \"a\"\non = \"x\"\nrun = \"true\"\nwhere = { \"fields.x\" = 3 }\n",
+    );
+    assert!(
+        errs[0].starts_with("hooks.toml:5:24: hook `a`: `where` values must be"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let errs = errors("[[hook]]\nname = \"a\nrun = 1\n");
+    assert!(errs[0].starts_with("hooks.toml:2:"), "{errs:?}");
+}
+
+#[test]
+fn where_accepts_quoted_and_dotted_keys() {
+    let text = r#"
+[[hook]]
+name = "a"
+on = "content.*"
+run = "true"
+where = { "fields.workspace.label" = "Eng*", fields.author.username = ["!bot", "!jdoe"] }
+"#;
+    let config = parse(text).unwrap();
+    let paths: Vec<&str> = config.hooks[0]
+        .conditions
+        .iter()
+        .map(|c| c.path.as_str())
+        .collect();
+    assert_eq!(paths, ["fields.workspace.label", "fields.author.username"]);
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+    assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    assert!(parse_duration("5").is_err());
+    assert!(parse_duration("1.5s").is_err());
+    assert!(parse_duration("-1s").is_err());
+    assert!(
+        parse_duration("99999999999999999h")
+            .unwrap_err()
+            .contains("too long")
+    );
+    assert!(parse_duration("365d").is_err());
+    assert!(parse_duration("8760h").is_ok());
+    for text in ["0s", "500ms", "1500ms", "30s", "5m", "90s", "1h"] {
+        assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+    }
+}
+
+#[test]
+fn line_columns_count_characters() {
+    let at = |text: &str, offset| validate::Parser::new(Path::new(""), text).line_column(offset);
+    assert_eq!(at("ab\ncé d", 7), (2, 4));
+    assert_eq!(at("ab\ncé d", 2), (1, 3));
+    assert_eq!(at("ab\ncé d", 3), (2, 1));
+    assert_eq!(at("", 0), (1, 1));
+}
+
+#[test]
+fn unsafe_files_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hooks.toml");
+    std::fs::write(&path, EXAMPLE).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let err = Config::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("writable by group") && err.contains("chmod go-w"),
+        "{err}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o646)).unwrap();
+    let err = Config::load(&path).unwrap_err().to_string();
+    assert!(err.contains("writable by others"), "{err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Config::load(&path).unwrap();
+}
