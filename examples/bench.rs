@@ -27,7 +27,9 @@
 //! multi-threaded runtime, the service loop on a worker (`tokio::spawn`). The
 //! daemon's side sends from a runtime of its own, one thread. "Hooks decided" is
 //! the instant the service notes right after `Matcher::select` and the submits
-//! (`Handle::record_decisions`). The child process is the `tracim-hooks` binary,
+//! (its `event decided` record on the `tracim_hooks::timing` tracing target, which
+//! [`timing`] subscribes to; the arrival-to-spawn figures come from the
+//! supervisor's `run spawned` record there). The child process is the `tracim-hooks` binary,
 //! built into `target/bench-runner` (see [`runner_binary`]) unless `--bin` is
 //! given. The share of CPU time the hypervisor stole is shown for each phase: on a
 //! shared host it, not the load average, tells a noisy run.
@@ -57,7 +59,7 @@ use tracim_hooks::hook::Hook;
 use tracim_hooks::matcher::{CONTENT_TYPES as SUBTYPES, ENTITIES, Matcher, OPERATIONS};
 use tracim_hooks::notify::Notifier;
 use tracim_hooks::service::{Control, Handle, Service};
-use tracim_hooks::supervisor::{Settings, Supervisor};
+use tracim_hooks::supervisor::{Settings, Supervisor, hook_spec};
 
 const TARGET_RECEIVE_EPS: f64 = 50_000.0;
 const TARGET_DISPATCH_RATIO: f64 = 0.9;
@@ -568,7 +570,7 @@ impl Runner {
         let mut got = Vec::with_capacity((ids.end - ids.start) as usize);
         wait_until(
             || {
-                let taken = self.handle.take_decisions();
+                let taken = timing::take_decisions();
                 got.extend(taken.into_iter().filter(|(id, _)| ids.contains(id)));
                 got.len() as u64 >= ids.end - ids.start
             },
@@ -623,7 +625,7 @@ fn decode_cost(templates: &[Template], budget: Duration) -> Duration {
 
 async fn bench_receive(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Receive, String> {
     let runner = Runner::start(dir, "recv", NEVER_HOOK).await?;
-    runner.handle.record_decisions();
+    timing::take_decisions();
     let templates = templates(&runner.master, tlms);
     let mut fig = Receive {
         mean_bytes: templates.iter().map(|t| t.message(1).len()).sum::<usize>() / tlms.len(),
@@ -690,7 +692,7 @@ struct Dispatch {
     ratio: Vec<f64>,
     /// Runs going on at once, on average: (dispatch, ceiling) per rep.
     in_flight: Vec<(f64, f64)>,
-    /// `exec::hook_spec`, building one run's environment.
+    /// `hook_spec`, building one run's environment.
     spec_cost: Option<Duration>,
     /// Arrival (end of the connection's read) to process started, via the service.
     service: Spread,
@@ -821,7 +823,7 @@ async fn bench_dispatch(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Disp
     };
     let events = decoded_events(tlms);
     let inherited = tracim_hooks::env::inherited();
-    let spec = |e: &Event| exec::hook_spec(&hook, e, "1", settings.env_budget, &inherited);
+    let spec = |e: &Event| hook_spec(&hook, e, "1", settings.env_budget, &inherited);
     let started = Instant::now();
     let specs: Vec<Spec> = events.iter().map(spec).collect();
     let mut fig = Dispatch {
@@ -857,7 +859,7 @@ async fn bench_dispatch(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Disp
     let base = fresh_ids(opts.latency + 3);
     for i in 0..opts.latency + 3 {
         if i == 3 {
-            supervisor.record_spawn_latency();
+            timing::take_spawn_latency();
         }
         let before = supervisor.stats().started;
         let message = templates[i % templates.len()].message(base + i as u64);
@@ -869,12 +871,12 @@ async fn bench_dispatch(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Disp
         supervisor.wait_idle().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    fig.service = spread(supervisor.take_spawn_latency());
+    fig.service = spread(timing::take_spawn_latency());
     runner.stop().await?;
 
     // The supervisor alone: submit_at(now).
     let supervisor = Supervisor::new(settings);
-    supervisor.record_spawn_latency();
+    timing::take_spawn_latency();
     let user: Arc<str> = "1".into();
     for i in 0..opts.latency {
         let event = events[i % events.len()].clone();
@@ -884,7 +886,7 @@ async fn bench_dispatch(opts: &Opts, tlms: &[String], dir: &Path) -> Result<Disp
         supervisor.wait_idle().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    fig.supervisor = spread(supervisor.take_spawn_latency());
+    fig.supervisor = spread(timing::take_spawn_latency());
     Ok(fig)
 }
 
@@ -1406,7 +1408,7 @@ fn report(
             list(&d.ratio, |x| format!("{x:.2}"))
         );
         println!(
-            "  runs at once on average, dispatch / ceiling: {}; exec::hook_spec {} per run; \
+            "  runs at once on average, dispatch / ceiling: {}; hook_spec {} per run; \
              arrival -> started max: service {}, supervisor {}",
             list(&d.in_flight, |(a, b)| format!("{a:.1} / {b:.1}")),
             dur(d.spec_cost),
@@ -1555,12 +1557,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The runner's warnings and errors only, as a bench should see none.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_max_level(tracing::Level::WARN)
-        .init();
+    // The runner's warnings and errors only, as a bench should see none; and
+    // its timing records, for the figures.
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        use tracing_subscriber::{Layer as _, filter};
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_filter(filter::LevelFilter::WARN),
+            )
+            .with(timing::Layer.with_filter(
+                filter::Targets::new().with_target(timing::TARGET, tracing::Level::TRACE),
+            ))
+            .init();
+    }
     // The runner's, as `tracim-hooks run` has it: multi-threaded, one worker per
     // CPU; and the daemon's side, one thread.
     let runtimes = tokio::runtime::Builder::new_multi_thread()
@@ -1589,6 +1603,73 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The runner's timing records (`tracim_hooks::timing`), collected for the figures.
+mod timing {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    pub const TARGET: &str = "tracim_hooks::timing";
+
+    static DECISIONS: Mutex<Vec<(u64, Instant)>> = Mutex::new(Vec::new());
+    static SPAWNS: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
+
+    fn take<T>(records: &Mutex<Vec<T>>) -> Vec<T> {
+        std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// `(event id, when its hooks were decided)` since the last call.
+    pub fn take_decisions() -> Vec<(u64, Instant)> {
+        take(&DECISIONS)
+    }
+
+    /// Arrival-to-spawn delays since the last call.
+    pub fn take_spawn_latency() -> Vec<Duration> {
+        take(&SPAWNS)
+    }
+
+    #[derive(Default)]
+    struct Fields {
+        event_id: Option<u64>,
+        since_arrival_us: Option<u64>,
+    }
+
+    impl tracing::field::Visit for Fields {
+        fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+            match field.name() {
+                "event_id" => self.event_id = Some(value),
+                "since_arrival_us" => self.since_arrival_us = Some(value),
+                _ => {}
+            }
+        }
+        fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+    }
+
+    pub struct Layer;
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Layer {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let at = Instant::now();
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            fn push<T>(records: &Mutex<Vec<T>>, record: T) {
+                records
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(record)
+            }
+            match (fields.event_id, fields.since_arrival_us) {
+                (_, Some(us)) => push(&SPAWNS, Duration::from_micros(us)),
+                (Some(id), None) => push(&DECISIONS, (id, at)),
+                (None, None) => {}
+            }
         }
     }
 }

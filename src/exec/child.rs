@@ -1,0 +1,237 @@
+//! A started hook process: waiting for it through its pidfd, its time limits,
+//! and stopping and reaping what it leaves in its process group.
+
+use std::fmt;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tracing::{debug, warn};
+
+use super::{Exit, GROUP_GIVE_UP, GROUP_POLL, Limits, OUTPUT_DRAIN, Outcome, reaper};
+
+/// A started process, leader of its own process group.
+pub struct Child {
+    pid: libc::pid_t,
+    pidfd: Option<AsyncFd<OwnedFd>>,
+    started: Instant,
+    pub(super) io: Vec<tokio::task::JoinHandle<()>>,
+    pub(super) stdin_writer: Option<tokio::task::JoinHandle<()>>,
+    reaped: Option<Exit>,
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child").field("pid", &self.pid).finish()
+    }
+}
+
+pub(super) fn open_pidfd(pid: libc::pid_t) -> Option<AsyncFd<OwnedFd>> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the syscall returned a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the OwnedFd moves into the AsyncFd, which neither closes nor
+    // replaces it while registered.
+    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
+}
+
+impl Child {
+    pub(super) fn new(
+        pid: libc::pid_t,
+        pidfd: Option<AsyncFd<OwnedFd>>,
+        started: Instant,
+    ) -> Child {
+        Child {
+            pid,
+            pidfd,
+            started,
+            io: Vec::new(),
+            stdin_writer: None,
+            reaped: None,
+        }
+    }
+
+    /// The process id, which is also the process group id.
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Sends a signal to the whole process group.
+    pub fn signal_group(&self, signal: i32) {
+        signal_group(self.pid, signal);
+    }
+
+    /// Waits for the leader to exit and reaps it.
+    pub async fn wait(&mut self) -> Exit {
+        if let Some(exit) = self.reaped {
+            return exit;
+        }
+        loop {
+            if let Some(exit) = self.try_reap() {
+                self.reaped = Some(exit);
+                return exit;
+            }
+            match &self.pidfd {
+                Some(fd) => match fd.readable().await {
+                    Ok(mut guard) => guard.clear_ready(),
+                    Err(_) => tokio::time::sleep(GROUP_POLL).await,
+                },
+                None => tokio::time::sleep(GROUP_POLL).await,
+            }
+        }
+    }
+
+    fn try_reap(&self) -> Option<Exit> {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        let rc = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        let exit = match rc {
+            0 => return None,
+            pid if pid == self.pid => Exit::from_wait_status(status),
+            // ECHILD: someone else reaped it.
+            _ => Exit::Unknown,
+        };
+        reaper::leaders().remove(&self.pid);
+        Some(exit)
+    }
+
+    /// Runs to the end within `limits`, or until `cancel` resolves (shutdown):
+    /// SIGTERM to the group at the timeout, SIGKILL `kill_after` later; then
+    /// whatever is left of the group is stopped and reaped.
+    pub async fn finish(
+        mut self,
+        limits: Limits,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Outcome {
+        let mut timed_out = false;
+        let mut cancelled = false;
+        let mut sigkilled = false;
+        let mut sigterm_at = None;
+        let exit = tokio::select! {
+            exit = self.wait() => exit,
+            () = tokio::time::sleep(limits.timeout) => {
+                timed_out = true;
+                self.signal_group(libc::SIGTERM);
+                sigterm_at = Some(Instant::now());
+                tokio::select! {
+                    exit = self.wait() => exit,
+                    () = tokio::time::sleep(limits.kill_after) => {
+                        self.signal_group(libc::SIGKILL);
+                        sigkilled = true;
+                        self.wait().await
+                    }
+                }
+            }
+            () = cancel => {
+                cancelled = true;
+                self.signal_group(libc::SIGKILL);
+                sigkilled = true;
+                self.wait().await
+            }
+        };
+        // What the leader left gets the rest of the same SIGTERM-to-SIGKILL window,
+        // not a new one.
+        let grace = match sigterm_at {
+            _ if sigkilled => Duration::ZERO,
+            Some(at) => limits.kill_after.saturating_sub(at.elapsed()),
+            None => limits.kill_after,
+        };
+        stop_group(self.pid, grace).await;
+        if let Some(writer) = self.stdin_writer.take() {
+            writer.abort();
+        }
+        // One deadline for both streams: a process outside the group (setsid)
+        // may hold them open, and the run must not keep its slot for it.
+        let drained_by = tokio::time::Instant::now() + OUTPUT_DRAIN;
+        for reader in std::mem::take(&mut self.io) {
+            let abort = reader.abort_handle();
+            if tokio::time::timeout_at(drained_by, reader).await.is_err() {
+                abort.abort();
+            }
+        }
+        Outcome {
+            exit,
+            timed_out,
+            cancelled,
+            duration: self.started.elapsed(),
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // A child dropped unfinished (its task was aborted) must not run on
+        // unwatched; the orphan sweep reaps it once nobody waits for it.
+        if self.reaped.is_none() {
+            signal_group(self.pid, libc::SIGKILL);
+            reaper::leaders().remove(&self.pid);
+        }
+        if let Some(writer) = self.stdin_writer.take() {
+            writer.abort();
+        }
+        for reader in &self.io {
+            reader.abort();
+        }
+    }
+}
+
+fn signal_group(pgid: libc::pid_t, signal: i32) {
+    // SAFETY: kill with a negative pid signals a process group; no memory involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Whether any process of the group is left (zombies included).
+pub fn group_exists(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(-(pgid as libc::pid_t), 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Reaps every exited member of the group that is our child.
+fn reap_group_members(pgid: libc::pid_t) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on the group's members with a valid status pointer.
+        let rc = unsafe { libc::waitpid(-pgid, &mut status, libc::WNOHANG) };
+        if rc <= 0 {
+            break;
+        }
+    }
+}
+
+/// The leader has exited: whatever it left running in its group is stopped
+/// (SIGTERM, then SIGKILL after `grace`) and reaped.
+async fn stop_group(pgid: libc::pid_t, grace: Duration) {
+    reap_group_members(pgid);
+    if !group_exists(pgid as u32) {
+        return;
+    }
+    debug!(pgid, "stopping what the hook left in its process group");
+    let start = Instant::now();
+    let mut killed = grace.is_zero();
+    signal_group(pgid, if killed { libc::SIGKILL } else { libc::SIGTERM });
+    loop {
+        tokio::time::sleep(GROUP_POLL).await;
+        reap_group_members(pgid);
+        if !group_exists(pgid as u32) {
+            return;
+        }
+        if !killed && start.elapsed() >= grace {
+            signal_group(pgid, libc::SIGKILL);
+            killed = true;
+        }
+        if start.elapsed() >= grace.saturating_add(GROUP_GIVE_UP) {
+            warn!(
+                pgid,
+                "processes of a hook's group survive SIGKILL; giving up on them"
+            );
+            return;
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Real processes: exit codes, stdin, time limits, groups, reaping.
+
+use super::*;
+
+fn spec(argv: &[&str], stdin: Option<&str>, output: Output) -> Spec {
+    Spec {
+        argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        env: crate::env::inherited(),
+        cwd: None,
+        stdin: stdin.map(Into::into),
+        output,
+        label: Label {
+            hook: "t".into(),
+            event_id: 1,
+        },
+    }
+}
+
+const LIMITS: Limits = Limits {
+    timeout: Duration::from_secs(20),
+    kill_after: Duration::from_secs(1),
+};
+
+#[tokio::test]
+async fn exit_codes_and_signals() {
+    let never = std::future::pending::<()>;
+    let ok = run(&spec(&["true"], None, Output::Null), LIMITS, never())
+        .await
+        .unwrap();
+    assert_eq!(ok.exit, Exit::Code(0));
+    assert!(ok.success());
+    let fail = run(
+        &spec(&["sh", "-c", "exit 3"], None, Output::Null),
+        LIMITS,
+        never(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fail.exit, Exit::Code(3));
+    let killed = run(
+        &spec(&["sh", "-c", "kill -9 $$"], None, Output::Null),
+        LIMITS,
+        never(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(killed.exit, Exit::Signal(9));
+    let missing = run(
+        &spec(&["/nonexistent/prog"], None, Output::Null),
+        LIMITS,
+        never(),
+    )
+    .await;
+    assert!(
+        missing
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/prog")
+    );
+}
+
+#[tokio::test]
+async fn stdin_is_byte_exact_and_unread_stdin_is_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text = "{\"a\":\"é ✅ \\u0000\"}";
+    let s = spec(
+        &["sh", "-c", &format!("cat > '{}'", out.display())],
+        Some(text),
+        Output::Null,
+    );
+    let outcome = run(&s, LIMITS, std::future::pending()).await.unwrap();
+    assert!(outcome.success());
+    assert_eq!(std::fs::read(&out).unwrap(), format!("{text}\n").as_bytes());
+
+    // 5 MB that the hook never reads: the run still ends at once.
+    let big = "x".repeat(5 * 1024 * 1024);
+    let s = spec(&["true"], Some(&big), Output::Null);
+    let outcome = run(&s, LIMITS, std::future::pending()).await.unwrap();
+    assert!(outcome.success());
+    assert!(outcome.duration < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    // The shell starts two sleepers in the background and waits on a third;
+    // one sleeper double-forks out of the shell's reach.
+    let script = format!(
+        "sleep 1000 & echo $! >> '{p}'; (sleep 1000 & echo $! >> '{p}') ; sleep 1000",
+        p = pids.display()
+    );
+    let child = spawn(&spec(&["sh", "-c", &script], None, Output::Null)).unwrap();
+    let pgid = child.pid();
+    let limits = Limits {
+        timeout: Duration::from_millis(300),
+        kill_after: Duration::from_millis(300),
+    };
+    let outcome = child.finish(limits, std::future::pending()).await;
+    assert!(outcome.timed_out);
+    assert_eq!(outcome.exit, Exit::Signal(libc::SIGTERM));
+    assert!(outcome.duration < Duration::from_secs(3), "{outcome:?}");
+    assert!(!group_exists(pgid), "processes of group {pgid} remain");
+    for pid in std::fs::read_to_string(&pids).unwrap().lines() {
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        assert!(!alive, "pid {pid} still exists (process or zombie)");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_ignored_means_sigkill_after_kill_after() {
+    let child = spawn(&spec(
+        &["sh", "-c", "trap '' TERM; sleep 1000 & wait"],
+        None,
+        Output::Null,
+    ))
+    .unwrap();
+    let pgid = child.pid();
+    let limits = Limits {
+        timeout: Duration::from_millis(200),
+        kill_after: Duration::from_millis(200),
+    };
+    let start = Instant::now();
+    let outcome = child.finish(limits, std::future::pending()).await;
+    assert!(outcome.timed_out);
+    assert_eq!(outcome.exit, Exit::Signal(libc::SIGKILL));
+    assert!(start.elapsed() >= Duration::from_millis(400));
+    assert!(!group_exists(pgid));
+}
+
+#[tokio::test]
+async fn leftovers_are_stopped_when_the_leader_exits() {
+    let child = spawn(&spec(
+        &["sh", "-c", "sleep 1000 & exit 0"],
+        None,
+        Output::Null,
+    ))
+    .unwrap();
+    let pgid = child.pid();
+    let outcome = child.finish(LIMITS, std::future::pending()).await;
+    assert!(outcome.success());
+    assert!(!group_exists(pgid));
+}
+
+#[tokio::test]
+async fn cancel_kills_at_once() {
+    let child = spawn(&spec(&["sleep", "1000"], None, Output::Null)).unwrap();
+    let pgid = child.pid();
+    let outcome = child
+        .finish(LIMITS, tokio::time::sleep(Duration::from_millis(100)))
+        .await;
+    assert!(outcome.cancelled);
+    assert!(!outcome.success());
+    assert!(!group_exists(pgid));
+}
+
+#[tokio::test]
+async fn what_a_hook_leaves_in_a_session_of_its_own_is_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    // The background process leaves the group (setsid), outlives the hook,
+    // and comes back to us, the subreaper, when it ends.
+    let script = format!(
+        "setsid sleep 0.2 & echo $! > '{}'; sleep 0.05",
+        pid_file.display()
+    );
+    let outcome = run(
+        &spec(&["sh", "-c", &script], None, Output::Null),
+        LIMITS,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert!(outcome.success());
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(
+        proc_dir.exists(),
+        "it must outlive the hook for this test to mean anything"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} is still there (a zombie?)"
+        );
+        reap_orphans();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn programs_are_found_in_the_hooks_path() {
+    let env = vec![
+        ("PATH".into(), "/nonexistent:/bin:/usr/bin".into()),
+        ("OTHER".into(), "x".into()),
+    ];
+    let sh = resolve_program("sh", &env);
+    assert!(sh.is_absolute() && sh.ends_with("sh"), "{sh:?}");
+    assert_eq!(
+        resolve_program("no-such-program-here", &env),
+        PathBuf::from("no-such-program-here")
+    );
+    assert_eq!(resolve_program("./local", &env), PathBuf::from("./local"));
+    // The last PATH given wins, as it does in the environment itself.
+    let later = vec![
+        ("PATH".into(), "/bin".into()),
+        ("PATH".into(), "/nonexistent".into()),
+    ];
+    assert_eq!(resolve_program("sh", &later), PathBuf::from("sh"));
+}

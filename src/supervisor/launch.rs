@@ -1,0 +1,153 @@
+//! The seam between scheduling and processes: a [`Launcher`] runs one attempt to
+//! its end. [`ProcessLauncher`] builds the run's environment and spawns the real
+//! process through `exec`; tests of the scheduling supply their own launcher and
+//! run on paused time.
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracim_daemon_sdk::protocol::Event;
+use tracing::{debug, trace};
+
+use super::report::RunError;
+use crate::env::event_vars;
+use crate::exec::{self, Label, Limits, Outcome, Spec};
+use crate::hook::Hook;
+
+/// How often processes that hooks left outside their groups are reaped.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(1);
+
+/// One attempt of a run, as the supervisor hands it to its launcher.
+#[derive(Clone)]
+pub struct Attempt {
+    /// The hook, as configured when the run was queued.
+    pub hook: Arc<Hook>,
+    /// The event.
+    pub event: Event,
+    /// The daemon's account, for `TRACIM_DAEMON_USER_ID`.
+    pub daemon_user_id: Arc<str>,
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// When the event arrived, for the queueing delay in the logs.
+    pub arrived: Instant,
+    /// Size budget of the `TRACIM_*` variables.
+    pub env_budget: usize,
+}
+
+/// Resolves once the supervisor gives up on running hooks (shutdown past its grace).
+pub struct Cancel(pub(super) watch::Receiver<bool>);
+
+impl Cancel {
+    /// Waits for the cancellation (forever if it never comes).
+    pub async fn cancelled(mut self) {
+        if self.0.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The boxed future of one attempt.
+pub type Running = Pin<Box<dyn Future<Output = Result<Outcome, RunError>> + Send>>;
+
+/// Runs attempts. The supervisor calls [`Launcher::launch`] once a slot is free,
+/// and counts the slot until the future resolves.
+pub trait Launcher: Send + Sync + 'static {
+    /// Starts the attempt and runs it to its end (or until `cancel`).
+    fn launch(&self, attempt: Attempt, cancel: Cancel) -> Running;
+}
+
+/// The real launcher: each attempt is a process in a group of its own.
+pub struct ProcessLauncher {
+    /// The runner's environment as it was at start, less the service manager's
+    /// variables: what every hook inherits.
+    inherited_env: Arc<Vec<(OsString, OsString)>>,
+}
+
+impl ProcessLauncher {
+    /// A launcher whose hooks inherit the runner's environment as it is now. Within
+    /// a tokio runtime it also starts the sweep that reaps what hooks leave behind
+    /// outside their groups (see [`exec::reap_orphans`]), for as long as it lives.
+    pub fn new() -> Arc<ProcessLauncher> {
+        let launcher = Arc::new(ProcessLauncher {
+            inherited_env: Arc::new(crate::env::inherited()),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let alive = Arc::downgrade(&launcher);
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(ORPHAN_SWEEP);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if alive.strong_count() == 0 {
+                        return;
+                    }
+                    let _ = tokio::task::spawn_blocking(exec::reap_orphans).await;
+                }
+            });
+        }
+        launcher
+    }
+}
+
+impl Launcher for ProcessLauncher {
+    /// Building the environment and the fork happen on a blocking thread: the
+    /// supervisor's caller never waits on process creation.
+    fn launch(&self, attempt: Attempt, cancel: Cancel) -> Running {
+        let inherited = self.inherited_env.clone();
+        Box::pin(async move {
+            let hook = attempt.hook.clone();
+            let (event, user) = (attempt.event.clone(), attempt.daemon_user_id.clone());
+            let budget = attempt.env_budget;
+            let spawned = tokio::task::spawn_blocking(move || {
+                exec::spawn(&hook_spec(&hook, &event, &user, budget, &inherited))
+            })
+            .await
+            .map_err(|e| RunError::Supervision(e.to_string()))??;
+            let (hook, event_id) = (&attempt.hook.name, attempt.event.id());
+            debug!(hook = %hook, event_id, pid = spawned.pid(), attempt = attempt.number, "run started");
+            trace!(target: "tracim_hooks::timing", event_id, since_arrival_us = attempt.arrived.elapsed().as_micros() as u64, "run spawned");
+            let limits = Limits {
+                timeout: attempt.hook.timeout,
+                kill_after: attempt.hook.kill_after,
+            };
+            // In a task of its own: were it to panic, the child's drop kills its
+            // group and the run still gives its slot back.
+            tokio::spawn(spawned.finish(limits, cancel.cancelled()))
+                .await
+                .map_err(|e| RunError::Supervision(e.to_string()))
+        })
+    }
+}
+
+/// The spec a hook runs with for an event: the command, the environment (the
+/// runner's, then the hook's `env`, then the `TRACIM_*` variables) and the event on stdin.
+pub fn hook_spec(
+    hook: &Hook,
+    event: &Event,
+    daemon_user_id: &str,
+    env_budget: usize,
+    inherited: &[(OsString, OsString)],
+) -> Spec {
+    let vars = event_vars(event, &hook.name, daemon_user_id, env_budget);
+    if !vars.omitted.is_empty() {
+        debug!(hook = %hook.name, event_id = event.id(), omitted = vars.omitted.len(), "variables over the size budget left out");
+    }
+    let mut env: Vec<(OsString, OsString)> = inherited.to_vec();
+    env.extend(hook.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env.extend(vars.vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+    Spec {
+        argv: hook.command.argv().into_iter().map(str::to_owned).collect(),
+        env,
+        cwd: hook.cwd.clone(),
+        stdin: Some(event.raw_shared()),
+        output: hook.output,
+        label: Label {
+            hook: hook.name.as_str().into(),
+            event_id: event.id(),
+        },
+    }
+}
