@@ -1,8 +1,137 @@
 //! Scheduling on paused time: a launcher whose attempts take a set time and end
 //! as told, so limits, lanes, retries and shutdown are checked to the millisecond
-//! without processes.
+//! without processes (exec's own tests and tests/supervision.rs use real ones).
+
+use std::collections::HashMap;
+
+use tokio::time::Instant as TokioInstant;
 
 use super::*;
+use crate::exec::Exit;
+use crate::hook::{Command, Mode, Output};
+
+/// One attempt as the fake launcher saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    hook: String,
+    event_id: u64,
+    number: u32,
+    /// Milliseconds of paused time since the test's start.
+    started_ms: u64,
+}
+
+/// Runs each attempt for `run_time`, failing the first `failures[hook]` attempts
+/// of a hook with exit code 1; records every start and the most at once.
+struct FakeLauncher {
+    t0: TokioInstant,
+    run_time: Duration,
+    failures: HashMap<String, u32>,
+    seen: Mutex<Vec<Seen>>,
+    /// (now, most at once)
+    running: Arc<Mutex<(usize, usize)>>,
+}
+
+impl FakeLauncher {
+    fn new(run_time: Duration) -> Arc<FakeLauncher> {
+        FakeLauncher::failing(run_time, &[])
+    }
+
+    fn failing(run_time: Duration, failures: &[(&str, u32)]) -> Arc<FakeLauncher> {
+        Arc::new(FakeLauncher {
+            t0: TokioInstant::now(),
+            run_time,
+            failures: failures
+                .iter()
+                .map(|(h, n)| ((*h).to_owned(), *n))
+                .collect(),
+            seen: Mutex::new(Vec::new()),
+            running: Arc::new(Mutex::new((0, 0))),
+        })
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        crate::lock(&self.seen).clone()
+    }
+
+    fn most_at_once(&self) -> usize {
+        crate::lock(&self.running).1
+    }
+}
+
+impl Launcher for FakeLauncher {
+    fn launch(&self, attempt: Attempt, cancel: Cancel) -> Running {
+        let started = TokioInstant::now();
+        crate::lock(&self.seen).push(Seen {
+            hook: attempt.hook.name.clone(),
+            event_id: attempt.event.id(),
+            number: attempt.number,
+            started_ms: (started - self.t0).as_millis() as u64,
+        });
+        {
+            let mut running = crate::lock(&self.running);
+            running.0 += 1;
+            running.1 = running.1.max(running.0);
+        }
+        let fails = attempt.number <= self.failures.get(&attempt.hook.name).copied().unwrap_or(0);
+        let (run_time, running) = (self.run_time, self.running.clone());
+        Box::pin(async move {
+            let cancelled = tokio::select! {
+                () = tokio::time::sleep(run_time) => false,
+                () = cancel.cancelled() => true,
+            };
+            crate::lock(&running).0 -= 1;
+            Ok(Outcome {
+                exit: if fails || cancelled {
+                    Exit::Code(1)
+                } else {
+                    Exit::Code(0)
+                },
+                timed_out: false,
+                cancelled,
+                duration: started.elapsed(),
+            })
+        })
+    }
+}
+
+fn hook(name: &str, mode: Mode, retries: u32) -> Arc<Hook> {
+    Arc::new(Hook {
+        name: name.into(),
+        on: vec!["*".into()],
+        command: Command::Exec(vec!["true".into()]),
+        env: Vec::new(),
+        cwd: None,
+        timeout: Duration::from_secs(60),
+        kill_after: Duration::from_secs(5),
+        mode,
+        output: Output::Null,
+        retries,
+        retry_delay: Duration::from_millis(100),
+        skip_own: false,
+        conditions: Vec::new(),
+        where_case: Defaults::WHERE_CASE,
+        line: 1,
+    })
+}
+
+fn event(id: u64) -> Event {
+    Event::from_text(format!(
+        r#"{{"event_id":{id},"event_type":"content.modified.html-document","fields":{{}}}}"#
+    ))
+    .unwrap()
+}
+
+fn settings(max_parallel: usize, queue_limit: usize) -> Settings {
+    Settings {
+        max_parallel,
+        queue_limit,
+        env_budget: Defaults::ENV_BUDGET,
+    }
+}
+
+fn submit(supervisor: &Supervisor, hook: &Arc<Hook>, id: u64) -> Result<(), Refused> {
+    supervisor.submit(hook.clone(), event(id), "1".into())
+}
 
 #[test]
 fn retry_delays_double() {
@@ -11,4 +140,156 @@ fn retry_delays_double() {
     assert_eq!(retry_delay(base, 1), Duration::from_millis(200));
     assert_eq!(retry_delay(base, 3), Duration::from_millis(800));
     assert!(retry_delay(base, 40) >= Duration::from_secs(1000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_parallel_is_never_exceeded_and_slots_are_reused_at_once() {
+    let launcher = FakeLauncher::new(Duration::from_millis(100));
+    let supervisor = Supervisor::with_launcher(settings(3, 100), launcher.clone());
+    let h = hook("p", Mode::Parallel, 0);
+    for id in 1..=10 {
+        submit(&supervisor, &h, id).unwrap();
+    }
+    supervisor.wait_idle().await;
+    assert_eq!(launcher.most_at_once(), 3);
+    let starts: Vec<u64> = launcher.seen().iter().map(|s| s.started_ms).collect();
+    assert_eq!(starts, [0, 0, 0, 100, 100, 100, 200, 200, 200, 300]);
+    let ids: Vec<u64> = launcher.seen().iter().map(|s| s.event_id).collect();
+    assert_eq!(ids, (1..=10).collect::<Vec<_>>(), "FIFO order");
+    assert_eq!(supervisor.stats().succeeded, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_serial_hook_runs_one_at_a_time_in_order_beside_a_parallel_one() {
+    let launcher = FakeLauncher::new(Duration::from_millis(100));
+    let supervisor = Supervisor::with_launcher(settings(8, 100), launcher.clone());
+    let (serial, parallel) = (hook("s", Mode::Serial, 0), hook("p", Mode::Parallel, 0));
+    for id in 1..=4 {
+        submit(&supervisor, &serial, id).unwrap();
+        submit(&supervisor, &parallel, 100 + id).unwrap();
+    }
+    supervisor.wait_idle().await;
+    let of = |name: &str| -> Vec<(u64, u64)> {
+        launcher
+            .seen()
+            .iter()
+            .filter(|s| s.hook == name)
+            .map(|s| (s.event_id, s.started_ms))
+            .collect()
+    };
+    assert_eq!(of("s"), [(1, 0), (2, 100), (3, 200), (4, 300)]);
+    assert!(of("p").iter().all(|&(_, at)| at == 0), "{:?}", of("p"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn latest_keeps_only_the_newest_waiting_event() {
+    let launcher = FakeLauncher::new(Duration::from_millis(100));
+    let supervisor = Supervisor::with_launcher(settings(8, 100), launcher.clone());
+    let h = hook("l", Mode::Latest, 0);
+    for id in 1..=5 {
+        submit(&supervisor, &h, id).unwrap();
+    }
+    supervisor.wait_idle().await;
+    let ran: Vec<(u64, u64)> = launcher
+        .seen()
+        .iter()
+        .map(|s| (s.event_id, s.started_ms))
+        .collect();
+    assert_eq!(ran, [(1, 0), (5, 100)]);
+    assert_eq!(supervisor.stats().coalesced, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_limit_refuses_and_a_latest_replacement_does_not_grow_it() {
+    let launcher = FakeLauncher::new(Duration::from_millis(100));
+    let supervisor = Supervisor::with_launcher(settings(1, 2), launcher.clone());
+    let (p, l) = (hook("p", Mode::Parallel, 0), hook("l", Mode::Latest, 0));
+    submit(&supervisor, &p, 1).unwrap(); // runs
+    submit(&supervisor, &l, 2).unwrap(); // waits (ready)
+    submit(&supervisor, &l, 3).unwrap(); // waits in l's lane
+    assert_eq!(supervisor.load(), (1, 2));
+    assert_eq!(submit(&supervisor, &p, 4), Err(Refused::QueueFull(2)));
+    // A newer event for `l` replaces its waiting one: the queue does not grow.
+    submit(&supervisor, &l, 5).unwrap();
+    assert_eq!(supervisor.load(), (1, 2));
+    supervisor.wait_idle().await;
+    let ids: Vec<u64> = launcher.seen().iter().map(|s| s.event_id).collect();
+    assert_eq!(ids, [1, 2, 5]);
+    let stats = supervisor.stats();
+    assert_eq!((stats.refused, stats.coalesced), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_attempts_are_retried_after_doubling_delays_ahead_of_the_queue() {
+    let launcher = FakeLauncher::failing(Duration::from_millis(10), &[("f", 2)]);
+    let supervisor = Supervisor::with_launcher(settings(1, 100), launcher.clone());
+    let mut reports = supervisor.reports();
+    submit(&supervisor, &hook("f", Mode::Parallel, 3), 1).unwrap();
+    supervisor.wait_idle().await;
+    let seen = launcher.seen();
+    let attempts: Vec<(u32, u64)> = seen.iter().map(|s| (s.number, s.started_ms)).collect();
+    // 10 ms run, 100 ms wait; 10 ms run, 200 ms wait; the third succeeds.
+    assert_eq!(attempts, [(1, 0), (2, 110), (3, 320)]);
+    let mut got = Vec::new();
+    while let Ok(report) = reports.try_recv() {
+        got.push((report.attempt, report.success(), report.will_retry));
+    }
+    assert_eq!(got, [(1, false, true), (2, false, true), (3, true, false)]);
+    let stats = supervisor.stats();
+    assert_eq!((stats.retried, stats.succeeded, stats.failed), (2, 1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_out_of_retries_fails_for_good() {
+    let launcher = FakeLauncher::failing(Duration::from_millis(10), &[("f", 5)]);
+    let supervisor = Supervisor::with_launcher(settings(1, 100), launcher.clone());
+    submit(&supervisor, &hook("f", Mode::Serial, 1), 1).unwrap();
+    submit(&supervisor, &hook("f", Mode::Serial, 1), 2).unwrap();
+    supervisor.wait_idle().await;
+    let runs: Vec<(u64, u32)> = launcher
+        .seen()
+        .iter()
+        .map(|s| (s.event_id, s.number))
+        .collect();
+    // The serial lane holds event 2 until event 1's retries are over.
+    assert_eq!(runs, [(1, 1), (1, 2), (2, 1), (2, 2)]);
+    assert_eq!(supervisor.stats().failed, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drops_the_queue_waits_the_grace_then_cancels() {
+    let launcher = FakeLauncher::new(Duration::from_secs(3600));
+    let supervisor = Supervisor::with_launcher(settings(2, 100), launcher.clone());
+    let mut reports = supervisor.reports();
+    let h = hook("p", Mode::Parallel, 2);
+    for id in 1..=5 {
+        submit(&supervisor, &h, id).unwrap();
+    }
+    let t0 = TokioInstant::now();
+    supervisor.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(t0.elapsed(), Duration::from_secs(10));
+    let stats = supervisor.stats();
+    assert_eq!((stats.started, stats.never_started), (2, 3));
+    // Cancelled runs are not retried, whatever their retries.
+    let mut cancelled = 0;
+    while let Ok(report) = reports.try_recv() {
+        assert!(!report.will_retry);
+        cancelled += usize::from(report.result.is_ok_and(|o| o.cancelled));
+    }
+    assert_eq!(cancelled, 2);
+    assert_eq!(submit(&supervisor, &h, 9), Err(Refused::ShuttingDown));
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_limits_apply_to_waiting_runs_at_once() {
+    let launcher = FakeLauncher::new(Duration::from_millis(100));
+    let supervisor = Supervisor::with_launcher(settings(1, 100), launcher.clone());
+    let h = hook("p", Mode::Parallel, 0);
+    for id in 1..=4 {
+        submit(&supervisor, &h, id).unwrap();
+    }
+    supervisor.configure(settings(4, 100));
+    supervisor.wait_idle().await;
+    assert!(launcher.seen().iter().all(|s| s.started_ms == 0));
+    assert_eq!(launcher.most_at_once(), 4);
 }
