@@ -447,13 +447,57 @@ impl Matcher {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
-    use crate::config::Config;
+    use crate::hook::{Command, Defaults, Where};
 
-    fn config(hooks: &str) -> Config {
-        Config::parse(Path::new("t.toml"), hooks).unwrap_or_else(|e| panic!("{e}"))
+    /// A hook as plain data: `on` patterns, then `where` entries and flags.
+    fn hook(name: &str, on: &[&str]) -> Hook {
+        Hook {
+            name: name.into(),
+            on: on.iter().map(|p| (*p).to_owned()).collect(),
+            command: Command::Exec(vec!["true".into()]),
+            env: Vec::new(),
+            cwd: None,
+            timeout: Duration::from_secs(60),
+            kill_after: Duration::from_secs(5),
+            mode: Defaults::MODE,
+            output: Defaults::OUTPUT,
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+            skip_own: false,
+            conditions: Vec::new(),
+            where_case: Case::Sensitive,
+            line: 1,
+        }
+    }
+
+    fn when(mut hook: Hook, path: &str, globs: &[&str]) -> Hook {
+        hook.conditions.push(Where {
+            path: path.into(),
+            globs: globs.iter().map(|g| (*g).to_owned()).collect(),
+        });
+        hook
+    }
+
+    fn any_case(hook: Hook) -> Hook {
+        Hook {
+            where_case: Case::Insensitive,
+            ..hook
+        }
+    }
+
+    fn skip_own(hook: Hook) -> Hook {
+        Hook {
+            skip_own: true,
+            ..hook
+        }
+    }
+
+    fn matcher(hooks: Vec<Hook>) -> Matcher {
+        let hooks: Vec<Arc<Hook>> = hooks.into_iter().map(Arc::new).collect();
+        Matcher::new(&hooks).unwrap()
     }
 
     fn fixture(name: &str) -> Event {
@@ -461,38 +505,28 @@ mod tests {
         Event::from_text(std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    fn matcher(config: &Config) -> Matcher {
-        Matcher::new(&config.hooks).unwrap()
-    }
-
-    fn names(config: &Config, event: &Event, user: &str) -> Vec<String> {
-        matcher(config)
+    fn names(matcher: &Matcher, event: &Event, user: &str) -> Vec<String> {
+        matcher
             .select(event, user)
             .iter()
             .map(|h| h.name.clone())
             .collect()
     }
 
-    fn hook(name: &str, on: &str, extra: &str) -> String {
-        format!("[[hook]]\nname = \"{name}\"\non = {on}\nrun = \"true\"\n{extra}\n")
-    }
-
     #[test]
     fn glob_semantics_over_event_types() {
-        let text = [
-            hook("star", "\"content.*\"", ""),
-            hook("exact", "\"content.created.file\"", ""),
-            hook("question", "\"user.?odified\"", ""),
-            hook("class", "\"content.[cm]*.html-document\"", ""),
-            hook("alt", "\"{mention,reaction}.created\"", ""),
-            hook("all", "\"*\"", ""),
-            hook("except", "[\"content.*\", \"!content.*.comment\"]", ""),
-            hook("only-excl", "\"!user.*\"", ""),
-        ]
-        .concat();
-        let config = config(&text);
+        let matcher = matcher(vec![
+            hook("star", &["content.*"]),
+            hook("exact", &["content.created.file"]),
+            hook("question", &["user.?odified"]),
+            hook("class", &["content.[cm]*.html-document"]),
+            hook("alt", &["{mention,reaction}.created"]),
+            hook("all", &["*"]),
+            hook("except", &["content.*", "!content.*.comment"]),
+            hook("only-excl", &["!user.*"]),
+        ]);
         let check = |event: &str, expected: &[&str]| {
-            assert_eq!(names(&config, &fixture(event), ""), expected, "{event}");
+            assert_eq!(names(&matcher, &fixture(event), ""), expected, "{event}");
         };
         check(
             "content.created.file",
@@ -511,30 +545,45 @@ mod tests {
 
     #[test]
     fn where_operators() {
-        let text = [
-            hook("space", "\"*\"", "where = { \"fields.workspace.label\" = \"Engineering\" }"),
-            hook("space-glob", "\"*\"", "where = { \"fields.workspace.label\" = \"Eng*\" }"),
-            hook("space-case", "\"*\"", "where = { \"fields.workspace.label\" = \"engineering\" }"),
-            hook(
-                "space-nocase",
-                "\"*\"",
-                "where = { \"fields.workspace.label\" = \"engineering\" }\nwhere_case = \"insensitive\"",
+        let label = "fields.workspace.label";
+        let matcher = matcher(vec![
+            when(hook("space", &["*"]), label, &["Engineering"]),
+            when(hook("space-glob", &["*"]), label, &["Eng*"]),
+            when(hook("space-case", &["*"]), label, &["engineering"]),
+            any_case(when(hook("space-nocase", &["*"]), label, &["engineering"])),
+            when(
+                hook("any-of", &["*"]),
+                "fields.author.username",
+                &["alice", "jdoe"],
             ),
-            hook("any-of", "\"*\"", "where = { fields.author.username = [\"alice\", \"jdoe\"] }"),
-            hook("not-me", "\"*\"", "where = { fields.author.username = \"!jdoe\" }"),
-            hook("not-missing", "\"*\"", "where = { fields.mention.recipient = \"!hooks\" }"),
-            hook("pdf", "\"content.created.file\"", "where = { fields.content.mimetype = \"application/pdf\" }"),
-            hook("index", "\"*\"", "where = { \"fields.content.sub_content_types.0\" = \"*\" }"),
-            hook("number", "\"*\"", "where = { fields.author.user_id = \"2\" }"),
-            hook("bool", "\"*\"", "where = { fields.author.is_active = \"true\" }"),
-            hook("null", "\"*\"", "where = { read = \"\" }"),
-            hook("two-keys", "\"*\"", "where = { fields.workspace.label = \"Engineering\", fields.content.content_type = \"comment\" }"),
-            hook("top-level", "\"*\"", "where = { event_type = \"mention.*\" }"),
-        ]
-        .concat();
-        let config = config(&text);
+            when(hook("not-me", &["*"]), "fields.author.username", &["!jdoe"]),
+            when(
+                hook("not-missing", &["*"]),
+                "fields.mention.recipient",
+                &["!hooks"],
+            ),
+            when(
+                hook("pdf", &["content.created.file"]),
+                "fields.content.mimetype",
+                &["application/pdf"],
+            ),
+            when(
+                hook("index", &["*"]),
+                "fields.content.sub_content_types.0",
+                &["*"],
+            ),
+            when(hook("number", &["*"]), "fields.author.user_id", &["2"]),
+            when(hook("bool", &["*"]), "fields.author.is_active", &["true"]),
+            when(hook("null", &["*"]), "read", &[""]),
+            when(
+                when(hook("two-keys", &["*"]), label, &["Engineering"]),
+                "fields.content.content_type",
+                &["comment"],
+            ),
+            when(hook("top-level", &["*"]), "event_type", &["mention.*"]),
+        ]);
         assert_eq!(
-            names(&config, &fixture("mention.created"), ""),
+            names(&matcher, &fixture("mention.created"), ""),
             [
                 "space",
                 "space-glob",
@@ -548,7 +597,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            names(&config, &fixture("content.created.file"), ""),
+            names(&matcher, &fixture("content.created.file"), ""),
             [
                 "space",
                 "space-glob",
@@ -563,39 +612,33 @@ mod tests {
         );
         // author is null: missing fields match nothing, and `!x` holds.
         assert_eq!(
-            names(&config, &fixture("user.modified"), ""),
+            names(&matcher, &fixture("user.modified"), ""),
             ["not-me", "not-missing", "null"]
         );
     }
 
     #[test]
     fn skip_own_compares_the_author_to_the_daemon_account() {
-        let config = config(&hook("h", "\"*\"", "skip_own = true"));
+        let matcher = matcher(vec![skip_own(hook("h", &["*"]))]);
         let event = fixture("mention.created"); // author user_id 2
-        assert_eq!(names(&config, &event, "2"), Vec::<String>::new());
-        assert_eq!(names(&config, &event, "1"), ["h"]);
+        assert_eq!(names(&matcher, &event, "2"), Vec::<String>::new());
+        assert_eq!(names(&matcher, &event, "1"), ["h"]);
         // Until the daemon has said who it is, nothing is skipped.
-        assert_eq!(names(&config, &event, ""), ["h"]);
+        assert_eq!(names(&matcher, &event, ""), ["h"]);
     }
 
     #[test]
     fn explain_says_why() {
-        let text = [
-            hook("a", "[\"content.*\", \"!content.*.comment\"]", ""),
-            hook("b", "\"user.*\"", ""),
-            hook(
-                "c",
-                "\"*\"",
-                "where = { fields.workspace.label = \"Sales\" }",
-            ),
-            hook("d", "\"*\"", "where = { fields.nope = \"x\" }"),
-            hook("d2", "\"*\"", "where = { fields.author = \"jdoe\" }"),
-            hook("e", "\"*\"", "skip_own = true"),
-            hook("f", "\"*\"", ""),
-        ]
-        .concat();
-        let config = config(&text);
-        let verdicts: Vec<String> = matcher(&config)
+        let matcher = matcher(vec![
+            hook("a", &["content.*", "!content.*.comment"]),
+            hook("b", &["user.*"]),
+            when(hook("c", &["*"]), "fields.workspace.label", &["Sales"]),
+            when(hook("d", &["*"]), "fields.nope", &["x"]),
+            when(hook("d2", &["*"]), "fields.author", &["jdoe"]),
+            skip_own(hook("e", &["*"])),
+            hook("f", &["*"]),
+        ]);
+        let verdicts: Vec<String> = matcher
             .explain(&fixture("content.created.comment"), "2")
             .iter()
             .map(|(h, v)| format!("{}: {v}", h.name))
@@ -616,15 +659,16 @@ mod tests {
 
     #[test]
     fn many_hooks_select_in_file_order() {
-        let text: String = (0..500)
-            .map(|i| hook(&format!("h{i}"), &format!("\"content.modified.t{i}\""), ""))
-            .chain([hook("last", "\"content.*\"", "")])
-            .collect();
-        let config = config(&text);
+        let matcher = matcher(
+            (0..500)
+                .map(|i| hook(&format!("h{i}"), &[&format!("content.modified.t{i}")]))
+                .chain([hook("last", &["content.*"])])
+                .collect(),
+        );
         let event =
             Event::from_text(r#"{"event_id":1,"event_type":"content.modified.t250","fields":{}}"#)
                 .unwrap();
-        assert_eq!(names(&config, &event, ""), ["h250", "last"]);
+        assert_eq!(names(&matcher, &event, ""), ["h250", "last"]);
     }
 
     #[test]
