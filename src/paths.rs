@@ -34,12 +34,31 @@ pub fn default_client_socket() -> PathBuf {
     }
 }
 
+/// Why a configured path could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    /// `~` with no home directory to put there.
+    #[error("cannot expand `~`: no home directory")]
+    NoHome,
+    /// `${` without its `}`.
+    #[error("unclosed `${{` in `{0}`")]
+    Unclosed(String),
+    /// A variable the path names is not set.
+    #[error("environment variable `{name}` is not set (in `{text}`)")]
+    Unset {
+        /// The variable.
+        name: String,
+        /// The path as written.
+        text: String,
+    },
+}
+
 /// Expands a leading `~` (or `~/`) and every `$VAR` or `${VAR}`. An unset variable
 /// is an error rather than an empty string, so a typo cannot point a socket at `/`.
-pub fn expand(text: &str) -> Result<PathBuf, String> {
+pub fn expand(text: &str) -> Result<PathBuf, ExpandError> {
     let mut out = String::new();
     let rest = if text == "~" || text.starts_with("~/") {
-        let home = home().ok_or("cannot expand `~`: no home directory")?;
+        let home = home().ok_or(ExpandError::NoHome)?;
         out.push_str(&home.to_string_lossy());
         &text[1..]
     } else {
@@ -53,7 +72,7 @@ pub fn expand(text: &str) -> Result<PathBuf, String> {
         }
         let (name, braced) = if rest[i + 1..].starts_with('{') {
             let Some(end) = rest[i + 2..].find('}') else {
-                return Err(format!("unclosed `${{` in `{text}`"));
+                return Err(ExpandError::Unclosed(text.to_owned()));
             };
             (&rest[i + 2..i + 2 + end], true)
         } else {
@@ -66,8 +85,10 @@ pub fn expand(text: &str) -> Result<PathBuf, String> {
             out.push('$');
             continue;
         }
-        let value = std::env::var(name)
-            .map_err(|_| format!("environment variable `{name}` is not set (in `{text}`)"))?;
+        let value = std::env::var(name).map_err(|_| ExpandError::Unset {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        })?;
         out.push_str(&value);
         let skip = name.chars().count() + usize::from(braced) * 2;
         for _ in 0..skip {
@@ -99,7 +120,10 @@ mod tests {
         assert_eq!(expand("/a/b$").unwrap(), PathBuf::from("/a/b$"));
         assert_eq!(expand("/a~b").unwrap(), PathBuf::from("/a~b"));
         // A name of several bytes per character skips exactly itself.
-        assert!(expand("/x/${NAMÉ}/y").unwrap_err().contains("NAMÉ"));
+        assert!(matches!(
+            expand("/x/${NAMÉ}/y").unwrap_err(),
+            ExpandError::Unset { name, .. } if name == "NAMÉ"
+        ));
         assert_eq!(
             expand("/${PATH}é").unwrap(),
             PathBuf::from(format!("/{path}é"))
@@ -109,7 +133,13 @@ mod tests {
     #[test]
     fn unset_variables_are_errors() {
         let err = expand("$TRACIM_HOOKS_SURELY_UNSET_VAR/x").unwrap_err();
-        assert!(err.contains("TRACIM_HOOKS_SURELY_UNSET_VAR"), "{err}");
-        assert!(expand("${UNCLOSED").is_err());
+        assert!(
+            err.to_string().contains("TRACIM_HOOKS_SURELY_UNSET_VAR"),
+            "{err}"
+        );
+        assert_eq!(
+            expand("${UNCLOSED"),
+            Err(ExpandError::Unclosed("${UNCLOSED".into()))
+        );
     }
 }

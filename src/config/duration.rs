@@ -45,18 +45,27 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// A duration that hooks.toml does not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not a whole number followed by a unit.
+    #[error(
+        "invalid duration `{0}`: write a whole number and a unit, like \"500ms\", \"30s\", \"5m\" or \"1h\""
+    )]
+    Invalid(String),
+    /// Over a year.
+    #[error("duration `{0}` is too long: at most 365 days")]
+    TooLong(String),
+}
+
 /// Parses `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let bad = || {
-        format!(
-            "invalid duration `{text}`: write a whole number and a unit, like \"500ms\", \"30s\", \"5m\" or \"1h\""
-        )
-    };
+    let bad = || DurationError::Invalid(text.to_owned());
     let n: u64 = number.parse().map_err(|_| bad())?;
     let unit_ms: u64 = match unit.trim() {
         "ms" => 1,
@@ -69,6 +78,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     const MAX_MS: u64 = 365 * 24 * 3_600_000;
     match n.checked_mul(unit_ms) {
         Some(ms) if ms <= MAX_MS => Ok(Duration::from_millis(ms)),
-        _ => Err(format!("duration `{text}` is too long: at most 365 days")),
+        _ => Err(DurationError::TooLong(text.to_owned())),
     }
 }

@@ -20,7 +20,7 @@ use tracim_daemon_sdk::client::ClientConfig;
 use crate::hook::{Defaults, Hook};
 use crate::paths;
 
-pub use duration::{format_duration, parse_duration};
+pub use duration::{DurationError, format_duration, parse_duration};
 
 /// The environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "TRACIM_HOOKS_CONFIG";
