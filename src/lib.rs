@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod commands;
+mod complaints;
 pub mod config;
 pub mod env;
 pub mod exec;

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, trace, warn};
 
+use crate::complaints::RateLimiter;
 use crate::config::Config;
 use crate::matcher::{Matcher, PatternError};
 use crate::notify::Notifier;
 use crate::supervisor::{Settings, Supervisor};
-use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery};
+use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery, Inbound};
 use tracim_daemon_sdk::protocol::{Event, Message};
 
 /// How long a reload that moves the socket waits for the new one to be
@@ -91,8 +92,10 @@ pub struct Service {
     config: Arc<Config>,
     matcher: Matcher,
     client: Client,
-    deliveries: mpsc::UnboundedReceiver<Delivery>,
-    deliveries_tx: mpsc::UnboundedSender<Delivery>,
+    deliveries: mpsc::UnboundedReceiver<Inbound>,
+    deliveries_tx: mpsc::UnboundedSender<Inbound>,
+    /// Refused input, logged a few times per kind and window.
+    complaints: RateLimiter,
     handle: Handle,
     notifier: Notifier,
     recent: Recent,
@@ -106,6 +109,7 @@ impl Service {
         notifier: Notifier,
     ) -> Result<Service, ServiceError> {
         let matcher = Matcher::new(&config.hooks)?;
+        let config_log_window = config.log_window;
         let supervisor = Supervisor::new(Settings::from(&config.defaults));
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
         let client = Client::start_into(config.daemon.clone(), deliveries_tx.clone()).await?;
@@ -121,6 +125,7 @@ impl Service {
                 events: Arc::new(AtomicU64::new(0)),
             },
             notifier,
+            complaints: RateLimiter::new(config_log_window, 5),
             recent: Recent::default(),
         })
     }
@@ -153,9 +158,16 @@ impl Service {
         self.notifier.ready(&status);
         info!(hooks = self.config.hooks.len(), config = %self.config_path.display(), socket = %self.config.daemon.socket.display(), "tracim-hooks running");
         let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
+        let mut complaints_flush = tokio::time::interval(self.complaints.window);
         loop {
             tokio::select! {
-                Some(delivery) = self.deliveries.recv() => self.deliver(delivery),
+                Some(inbound) = self.deliveries.recv() => match inbound {
+                    Inbound::Message(delivery) => self.deliver(delivery),
+                    Inbound::Refused(refusal) => self.complaints.warn(refusal.kind(), &refusal.to_string()),
+                },
+                // Suppressed complaints are summed up when their window ends, even
+                // when no new one comes to trigger it.
+                _ = complaints_flush.tick() => self.complaints.flush(false),
                 control = controls.recv() => match control {
                     Some(Control::Reload) => self.reload().await,
                     Some(Control::Shutdown) | None => break,
@@ -289,7 +301,14 @@ impl Service {
         // they would have started is logged as never started, not lost silently.
         drop(self.deliveries_tx);
         let user_id = self.client.user_id().unwrap_or_default();
-        while let Ok(delivery) = self.deliveries.try_recv() {
+        while let Ok(inbound) = self.deliveries.try_recv() {
+            let delivery = match inbound {
+                Inbound::Message(delivery) => delivery,
+                Inbound::Refused(refusal) => {
+                    self.complaints.warn(refusal.kind(), &refusal.to_string());
+                    continue;
+                }
+            };
             let Message::TracimEvent(event) = delivery.envelope.message else {
                 continue;
             };
@@ -297,6 +316,7 @@ impl Service {
                 warn!(hook = %hook.name, event_id = event.id(), "run never started: shutting down");
             }
         }
+        self.complaints.flush(true);
         self.handle
             .supervisor
             .shutdown(self.config.defaults.shutdown_grace)

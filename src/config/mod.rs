@@ -14,6 +14,7 @@ mod validate_hook;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracim_daemon_sdk::client::ClientConfig;
 
@@ -28,6 +29,9 @@ pub const CONFIG_ENV: &str = "TRACIM_HOOKS_CONFIG";
 /// The commented example config, also what `init` writes and `demo` runs.
 pub const EXAMPLE: &str = include_str!("../../config/hooks.toml");
 
+/// The default `log_window`.
+pub const LOG_WINDOW: Duration = Duration::from_secs(10);
+
 /// A loaded, validated configuration. Immutable: a reload builds a new one.
 #[derive(Debug)]
 pub struct Config {
@@ -35,6 +39,9 @@ pub struct Config {
     pub path: PathBuf,
     /// The `[daemon]` table: how to reach the daemon.
     pub daemon: ClientConfig,
+    /// `[daemon] log_window`: complaints about refused input are logged at most
+    /// 5 times per kind in this window, then counted.
+    pub log_window: Duration,
     /// Settings for the whole runner, and defaults for the hooks.
     pub defaults: Defaults,
     /// The hooks, in file order.

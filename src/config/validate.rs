@@ -189,6 +189,10 @@ impl<'a> Parser<'a> {
         }
         let daemon: Option<RawDaemon> = self.section(daemon, DAEMON_KEYS, "[daemon]");
         let defaults: Option<RawDefaults> = self.section(defaults, DEFAULTS_KEYS, "[defaults]");
+        let log_window = daemon
+            .as_ref()
+            .and_then(|d| d.log_window)
+            .map_or(super::LOG_WINDOW, |w| w.0);
         let daemon = daemon.and_then(|d| self.daemon(d));
         let defaults = defaults.and_then(|d| self.defaults(d));
 
@@ -207,6 +211,7 @@ impl<'a> Parser<'a> {
         Some(Config {
             path: self.path.to_path_buf(),
             daemon,
+            log_window,
             defaults,
             hooks,
         })
@@ -277,7 +282,6 @@ impl<'a> Parser<'a> {
             check_interval: d(raw.check_interval, defaults.check_interval),
             watch_interval: d(raw.watch_interval, defaults.watch_interval),
             retry_max: d(raw.retry_max, defaults.retry_max),
-            log_window: d(raw.log_window, defaults.log_window),
             ..defaults
         })
     }

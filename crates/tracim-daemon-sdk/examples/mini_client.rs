@@ -1,7 +1,7 @@
 //! The smallest TracimDaemon client: registers, and prints one line per event.
 //! Usage: mini_client MASTER_SOCKET OWN_SOCKET   (Ctrl-C to leave cleanly)
 
-use tracim_daemon_sdk::client::{Client, ClientConfig};
+use tracim_daemon_sdk::client::{Client, ClientConfig, Inbound};
 use tracim_daemon_sdk::protocol::Message;
 
 #[tokio::main]
@@ -14,14 +14,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut client, mut incoming) = Client::start(ClientConfig::new(master, socket)).await?;
     loop {
         tokio::select! {
-            delivery = incoming.recv() => {
-                let Some(delivery) = delivery else { break };
-                if let Message::TracimEvent(event) = delivery.envelope.message {
-                    let author = event.tlm().lookup("fields.author.public_name");
-                    let author = author.and_then(|a| a.scalar_text().map(|t| t.into_owned()));
-                    println!("{} {} by {}", event.id(), event.event_type(), author.unwrap_or_default());
+            inbound = incoming.recv() => match inbound {
+                Some(Inbound::Message(delivery)) => {
+                    if let Message::TracimEvent(event) = delivery.envelope.message {
+                        let author = event.tlm().lookup("fields.author.public_name");
+                        let author = author.and_then(|a| a.scalar_text().map(|t| t.into_owned()));
+                        println!("{} {} by {}", event.id(), event.event_type(), author.unwrap_or_default());
+                    }
                 }
-            }
+                // Bad input on our socket: say so, and go on with the next message.
+                Some(Inbound::Refused(refusal)) => eprintln!("refused: {refusal}"),
+                None => break,
+            },
             _ = tokio::signal::ctrl_c() => break,
         }
     }

@@ -45,7 +45,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use tracim_daemon_sdk::client::{Client, ClientConfig};
+//! use tracim_daemon_sdk::client::{Client, ClientConfig, Inbound};
 //! use tracim_daemon_sdk::protocol::Message;
 //! use tracim_daemon_sdk::sim::{SimDaemon, SimOptions};
 //!
@@ -58,7 +58,10 @@
 //! assert!(daemon.wait_for_client(&dir.join("client.sock"), Duration::from_secs(10)).await);
 //!
 //! daemon.send_event(r#"{"event_id": 7, "event_type": "tag.created", "fields": {}}"#).await;
-//! while let Some(delivery) = incoming.recv().await {
+//! // Messages come in the daemon's order; refused input (another user, bad JSON…)
+//! // comes as `Inbound::Refused` for the program to log as it likes.
+//! while let Some(inbound) = incoming.recv().await {
+//!     let Inbound::Message(delivery) = inbound else { continue };
 //!     if let Message::TracimEvent(event) = delivery.envelope.message {
 //!         println!("{} {}", event.id(), event.event_type());
 //!         assert_eq!(event.id(), 7);

@@ -42,7 +42,7 @@ async fn a_client_registers_asks_and_receives() {
     let mut kinds = Vec::new();
     let mut note_len = 0;
     while !(kinds.contains(&"daemon_pong".to_owned()) && note_len > 0) {
-        let delivery = tokio::time::timeout(SHORT, incoming.recv())
+        let delivery = tokio::time::timeout(SHORT, incoming.recv_message())
             .await
             .unwrap()
             .unwrap();

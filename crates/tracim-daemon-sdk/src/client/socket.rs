@@ -1,0 +1,142 @@
+//! The client's own socket, private to the user from its first moment, and the
+//! one-message connections it sends to the daemon on.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tracing::debug;
+
+use super::ClientError;
+use crate::protocol::MAX_TO_DAEMON;
+
+/// Removes the socket only if it is still ours: a newer instance may have taken
+/// the path since.
+pub(super) fn remove_own_socket(path: &Path, identity: Option<FileIdentity>) {
+    if identity.is_some() && file_identity(path) == identity {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Creates the listening socket with mode 0600 and no moment when it is wider:
+/// it is bound inside a fresh 0700 directory, narrowed, then renamed into place.
+pub(super) fn bind(path: &Path) -> Result<UnixListener, ClientError> {
+    let bind_error = |source| ClientError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ClientError::AlreadyRunning(path.to_path_buf()));
+            }
+            debug!(path = %path.display(), "removing a stale socket");
+            std::fs::remove_file(path).map_err(bind_error)?;
+        }
+        Ok(_) => return Err(ClientError::NotASocket(path.to_path_buf())),
+        Err(_) => {}
+    }
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    if !parent.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(bind_error)?;
+    }
+    static BINDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let staging = parent.join(format!(
+        ".tracim-hooks-bind.{}.{}",
+        std::process::id(),
+        BINDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(bind_error)?;
+    let result = (|| {
+        let temp = staging.join("s");
+        let listener = listen(&temp, 4096)?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&temp, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    let listener = result.map_err(bind_error)?;
+    UnixListener::from_std(listener).map_err(bind_error)
+}
+
+/// socket + bind + listen with our own backlog: the daemon's connect fails (and
+/// the message is lost) when the backlog is full.
+fn listen(path: &Path, backlog: i32) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: plain socket syscalls on a descriptor we own; errors are checked.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let listener = std::os::unix::net::UnixListener::from_raw_fd(fd);
+        let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+        if libc::bind(fd, (&raw const addr).cast(), len as libc::socklen_t) != 0
+            || libc::listen(fd, backlog) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(listener)
+    }
+}
+
+/// One message, one connection, one write: the daemon reads a single `read()` of
+/// 4096 bytes, so the message must be smaller than that.
+pub async fn send_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if bytes.len() > MAX_TO_DAEMON {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "message of {} bytes: the daemon reads at most {MAX_TO_DAEMON}",
+                bytes.len()
+            ),
+        ));
+    }
+    tokio::time::timeout(Duration::from_secs(2), async {
+        let mut stream = UnixStream::connect(path).await?;
+        stream.write_all(bytes).await?;
+        stream.shutdown().await
+    })
+    .await
+    .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out")))
+}
+
+/// Device, inode and change time of a file.
+pub(super) type FileIdentity = (u64, u64, i64, i64);
+
+/// What tells one socket file from its successor at the same path. The inode
+/// number alone does not: tmpfs hands a freed one out again at once, so the
+/// change time counts too.
+pub(super) fn file_identity(path: &Path) -> Option<FileIdentity> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
+}
