@@ -175,6 +175,9 @@ async fn the_socket_is_0600_from_its_first_moment_even_under_umask_0() {
             Ok(())
         });
     }
+    // Every name created, moved in or changed in the directory, in order, from
+    // before the runner starts: the kernel queues them, so no moment is missed.
+    let events = DirEvents::watch(place.path());
     let runner = Umask0Runner(command.spawn().unwrap(), log);
 
     // Watch the directory as tightly as we can while the runner binds: every
@@ -224,6 +227,29 @@ async fn the_socket_is_0600_from_its_first_moment_even_under_umask_0() {
     let (appeared, wider, looks) = watcher.join().unwrap();
     let log = std::fs::read_to_string(&runner.1).unwrap_or_default();
     assert!(appeared, "no socket after {looks} looks; log:\n{log}");
+    assert!(
+        wait_for(SHORT, || std::fs::read_to_string(&runner.1)
+            .is_ok_and(|l| l.contains("tracim-hooks running")))
+        .await,
+        "{log}"
+    );
+    // The socket came into place already narrowed: its name appeared (made or
+    // moved in) and its mode was never changed after. Polling cannot see a
+    // window of microseconds between bind and chmod; this sees it every time.
+    let seen = events.read();
+    let on_socket: Vec<&(u32, String)> = seen.iter().filter(|(_, n)| n == "hooks.sock").collect();
+    assert!(
+        on_socket
+            .first()
+            .is_some_and(|(mask, _)| mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0),
+        "{seen:?}"
+    );
+    assert!(
+        on_socket
+            .iter()
+            .all(|(mask, _)| mask & libc::IN_ATTRIB == 0),
+        "the socket's mode changed after it appeared: {seen:?}"
+    );
     assert!(wider.is_empty(), "seen wider than 0600/0700: {wider:?}");
     let mode = std::fs::metadata(place.socket())
         .unwrap()
@@ -237,6 +263,59 @@ async fn the_socket_is_0600_from_its_first_moment_even_under_umask_0() {
         .filter(|n| n.starts_with(".tracim-hooks-bind"))
         .collect();
     assert!(names.is_empty(), "{names:?}");
+}
+
+/// An inotify watch on one directory: what happened to the names in it.
+struct DirEvents(std::os::fd::OwnedFd);
+
+impl DirEvents {
+    fn watch(dir: &Path) -> DirEvents {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: inotify calls on a descriptor we own, a valid C string.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mask = libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_ATTRIB;
+            let wd =
+                libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), path.as_ptr(), mask);
+            assert!(wd >= 0, "{}", std::io::Error::last_os_error());
+            DirEvents(fd)
+        }
+    }
+
+    /// Every event queued so far: (mask, name).
+    fn read(&self) -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: read into a buffer of the given size.
+            let n = unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if n <= 0 {
+                return out;
+            }
+            let mut at = 0;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            while at + header <= n as usize {
+                // SAFETY: the kernel wrote whole events; read_unaligned copes
+                // with the buffer's alignment.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+                let name = &buf[at + header..at + header + event.len as usize];
+                let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                out.push((event.mask, String::from_utf8_lossy(name).into_owned()));
+                at += header + event.len as usize;
+            }
+        }
+    }
 }
 
 /// Connects `count` times as uid/gid 65534 and writes `message` each time; the
