@@ -6,26 +6,43 @@
 //! EOF (events over 4 KiB are normal: note bodies travel in them) and notices when
 //! the daemon restarted and forgot it.
 //!
-//! ```no_run
+//! ```
+//! use std::time::Duration;
+//!
 //! use tracim_hooks::link::{Client, ClientConfig};
 //! use tracim_hooks::protocol::Message;
+//! use tracim_hooks::sim::{SimDaemon, SimOptions};
 //!
-//! # async fn example() -> Result<(), tracim_hooks::link::LinkError> {
-//! let config = ClientConfig::new(
-//!     "/home/me/.config/TracimDaemon/master.sock",
-//!     "/run/user/1000/my-client.sock",
-//! );
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! // The simulated daemon stands in for TracimDaemon here; for real, the
+//! // master socket is ~/.config/TracimDaemon/master.sock.
+//! let master = dir.path().join("master.sock");
+//! let daemon = SimDaemon::start(&master, SimOptions::default()).await?;
+//!
+//! let config = ClientConfig::new(&master, dir.path().join("my-client.sock"));
 //! let (mut client, mut incoming) = Client::start(config).await?;
-//! loop {
-//!     tokio::select! {
-//!         Some(delivery) = incoming.recv() => {
-//!             if let Message::TracimEvent(event) = delivery.envelope.message {
-//!                 println!("{} {}", event.id(), event.event_type());
-//!             }
-//!         }
-//!         _ = tokio::signal::ctrl_c() => break,
+//! daemon
+//!     .wait_for_client(&client.config().socket, Duration::from_secs(10))
+//!     .await;
+//! daemon
+//!     .send_event(r#"{"event_id":7,"event_type":"content.created.file","fields":{}}"#)
+//!     .await;
+//!
+//! // Every message comes through `incoming`, typed.
+//! # let first = tokio::time::timeout(Duration::from_secs(10), async {
+//! let first = loop {
+//!     let Some(delivery) = incoming.recv().await else { break None };
+//!     if let Message::TracimEvent(event) = delivery.envelope.message {
+//!         println!("{} {}", event.id(), event.event_type());
+//!         break Some(event.id());
 //!     }
-//! }
+//! };
+//! # first
+//! # })
+//! # .await?;
+//! assert_eq!(first, Some(7));
 //! client.shutdown().await;
 //! # Ok(())
 //! # }
