@@ -6,7 +6,7 @@
 //! their index as a path part.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -115,7 +115,8 @@ pub struct EventVars {
     /// The names left out (too large, past the budget, or holding a NUL byte),
     /// as far as `TRACIM_OMITTED` lists them.
     pub omitted: Vec<String>,
-    /// How many were left out in all.
+    /// How many were left out in all (a name past the list, left out by two
+    /// paths, counts twice: past the list names are not kept).
     pub omitted_count: usize,
 }
 
@@ -128,16 +129,35 @@ struct Builder {
     /// Where each variable set so far is in `vars`.
     index: HashMap<String, usize>,
     omitted: Vec<String>,
+    /// The names in `omitted`, to take one out again when a later path sets
+    /// it, or not to list it twice. Bounded like the list itself.
+    listed: HashSet<String>,
     omitted_list_len: usize,
     omitted_count: usize,
 }
 
 impl Builder {
     fn omit(&mut self, name: &str) {
+        if self.listed.contains(name) {
+            return;
+        }
         self.omitted_count += 1;
         if self.omitted_list_len + name.len() < MAX_OMITTED_LIST - 4 {
             self.omitted_list_len += name.len() + 1;
             self.omitted.push(name.to_owned());
+            self.listed.insert(name.to_owned());
+        }
+    }
+
+    /// A name set after all (a later path gave it a value that fits) is no
+    /// longer left out. Only listed names can be taken back: past the list,
+    /// names are merely counted, as keeping them all would cost memory
+    /// without bound; such a count errs on the side of " ...".
+    fn unomit(&mut self, name: &str) {
+        if self.listed.remove(name) {
+            self.omitted.retain(|n| n != name);
+            self.omitted_list_len -= name.len() + 1;
+            self.omitted_count -= 1;
         }
     }
 
@@ -165,6 +185,8 @@ impl Builder {
                 self.total += size;
                 self.index.insert(name.to_owned(), self.vars.len());
                 self.vars.push((name.to_owned(), value.into_owned()));
+                // An earlier path may have given this name a value left out.
+                self.unomit(name);
             }
             (false, Some(i)) => {
                 // The earlier value goes too: a later path gave this name.
@@ -204,6 +226,7 @@ pub fn event_vars(
         vars: Vec::new(),
         index: HashMap::new(),
         omitted: Vec::new(),
+        listed: HashSet::new(),
         omitted_list_len: 0,
         omitted_count: 0,
     };
@@ -420,6 +443,57 @@ mod tests {
             get(&vars, "TRACIM_OMITTED"),
             Some("TRACIM_FIELDS_CONTENT_RAW_CONTENT")
         );
+    }
+
+    #[test]
+    fn one_variable_over_128_kib_is_omitted_even_within_a_larger_budget() {
+        // The budget (1 MiB) leaves room for it: only the per-variable rule can
+        // leave it out. One byte less (NAME=value and its NUL at 128 KiB - 1)
+        // is passed whole.
+        let name = "TRACIM_FIELDS_BIG";
+        let fits = MAX_VARIABLE - 1 - name.len() - 2;
+        for (len, passed) in [(fits, true), (fits + 1, false), (200 * 1024, false)] {
+            let big = "x".repeat(len);
+            let event = Event::from_text(format!(
+                r#"{{"event_id":1,"event_type":"a.b","fields":{{"big":"{big}","label":"small"}}}}"#
+            ))
+            .unwrap();
+            let vars = event_vars(&event, "h", "", 1024 * 1024);
+            assert_eq!(get(&vars, name).is_some(), passed, "{len} bytes");
+            assert_eq!(get(&vars, "TRACIM_FIELDS_LABEL"), Some("small"));
+            let omitted = if passed { None } else { Some(name) };
+            assert_eq!(get(&vars, "TRACIM_OMITTED"), omitted, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_name_left_out_then_set_by_a_later_path_is_not_listed() {
+        // `®` and `é` both flatten to `_`: the first value holds a NUL and is
+        // left out, the later one is set, so TRACIM_OMITTED must not name it.
+        // (Found by the property test: {"®":["\u0000"],"é":[null]}.)
+        let event = Event::from_text(
+            r#"{"event_id":1,"event_type":"a.b","fields":{},"®":["\u0000"],"é":[null]}"#,
+        )
+        .unwrap();
+        let vars = event_vars(&event, "h", "", DEFAULT_BUDGET);
+        assert_eq!(get(&vars, "TRACIM___0"), Some(""));
+        assert_eq!(get(&vars, "TRACIM_OMITTED"), None);
+        assert!(vars.omitted.is_empty());
+        assert_eq!(vars.omitted_count, 0);
+
+        // Set, replaced by a value left out, set again: set, and not listed;
+        // another name left out stays listed, once.
+        let event = Event::from_text(
+            r#"{"event_id":1,"event_type":"a.b","fields":{"a":{"b":"1"},"a-b":"x\u0000","a_b":"3","c":"\u0000","c_":{"":"\u0000"}}}"#,
+        )
+        .unwrap();
+        let vars = event_vars(&event, "h", "", DEFAULT_BUDGET);
+        assert_eq!(get(&vars, "TRACIM_FIELDS_A_B"), Some("3"));
+        assert_eq!(
+            get(&vars, "TRACIM_OMITTED"),
+            Some("TRACIM_FIELDS_C TRACIM_FIELDS_C__")
+        );
+        assert_eq!(vars.omitted_count, 2);
     }
 
     #[test]

@@ -78,6 +78,32 @@ async fn expect_run(out: &Path, line: &str, runner: &Runner) {
     );
 }
 
+/// Waits until every run the runner dispatched has ended: the `hooks=` of
+/// each "event received" line, summed, against the "run finished" and "run
+/// failed" lines. Events are dispatched in the order they came, so once a
+/// later event has run, this covers any earlier one that should not have.
+async fn all_dispatched_runs_ended(runner: &Runner) {
+    let settled = || {
+        let log = runner.log();
+        let dispatched: usize = log
+            .lines()
+            .filter(|l| l.contains("event received"))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("hooks="))?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum();
+        dispatched > 0 && dispatched == count(&log, "run finished") + count(&log, "run failed")
+    };
+    assert!(
+        wait_for(SHORT, settled).await,
+        "runs dispatched and ended differ:\n{}",
+        runner.log()
+    );
+}
+
 /// Log lines holding `needle`.
 fn count(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
@@ -178,6 +204,9 @@ async fn the_socket_is_0600_from_its_first_moment_even_under_umask_0() {
             Ok(())
         });
     }
+    // Every name created, moved in or changed in the directory, in order, from
+    // before the runner starts: the kernel queues them, so no moment is missed.
+    let events = DirEvents::watch(place.path());
     let runner = Umask0Runner(command.spawn().unwrap(), log);
 
     // Watch the directory as tightly as we can while the runner binds: every
@@ -227,6 +256,29 @@ async fn the_socket_is_0600_from_its_first_moment_even_under_umask_0() {
     let (appeared, wider, looks) = watcher.join().unwrap();
     let log = std::fs::read_to_string(&runner.1).unwrap_or_default();
     assert!(appeared, "no socket after {looks} looks; log:\n{log}");
+    assert!(
+        wait_for(SHORT, || std::fs::read_to_string(&runner.1)
+            .is_ok_and(|l| l.contains("tracim-hooks running")))
+        .await,
+        "{log}"
+    );
+    // The socket came into place already narrowed: its name appeared (made or
+    // moved in) and its mode was never changed after. Polling cannot see a
+    // window of microseconds between bind and chmod; this sees it every time.
+    let seen = events.read();
+    let on_socket: Vec<&(u32, String)> = seen.iter().filter(|(_, n)| n == "hooks.sock").collect();
+    assert!(
+        on_socket
+            .first()
+            .is_some_and(|(mask, _)| mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0),
+        "{seen:?}"
+    );
+    assert!(
+        on_socket
+            .iter()
+            .all(|(mask, _)| mask & libc::IN_ATTRIB == 0),
+        "the socket's mode changed after it appeared: {seen:?}"
+    );
     assert!(wider.is_empty(), "seen wider than 0600/0700: {wider:?}");
     let mode = std::fs::metadata(place.socket())
         .unwrap()
@@ -240,6 +292,59 @@ async fn the_socket_is_0600_from_its_first_moment_even_under_umask_0() {
         .filter(|n| n.starts_with(".tracim-hooks-bind"))
         .collect();
     assert!(names.is_empty(), "{names:?}");
+}
+
+/// An inotify watch on one directory: what happened to the names in it.
+struct DirEvents(std::os::fd::OwnedFd);
+
+impl DirEvents {
+    fn watch(dir: &Path) -> DirEvents {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: inotify calls on a descriptor we own, a valid C string.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mask = libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_ATTRIB;
+            let wd =
+                libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), path.as_ptr(), mask);
+            assert!(wd >= 0, "{}", std::io::Error::last_os_error());
+            DirEvents(fd)
+        }
+    }
+
+    /// Every event queued so far: (mask, name).
+    fn read(&self) -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: read into a buffer of the given size.
+            let n = unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if n <= 0 {
+                return out;
+            }
+            let mut at = 0;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            while at + header <= n as usize {
+                // SAFETY: the kernel wrote whole events; read_unaligned copes
+                // with the buffer's alignment.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+                let name = &buf[at + header..at + header + event.len as usize];
+                let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                out.push((event.mask, String::from_utf8_lossy(name).into_owned()));
+                at += header + event.len as usize;
+            }
+        }
+    }
 }
 
 /// Connects `count` times as uid/gid 65534 and writes `message` each time; the
@@ -336,7 +441,7 @@ async fn another_user_is_refused_even_when_the_socket_is_opened_up() {
         .await
         .unwrap();
     expect_run(&out, "all 67", &runner).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    all_dispatched_runs_ended(&runner).await;
     assert_eq!(lines(&out.join("runs")), ["all 67"], "{}", runner.log());
     let log = runner.log();
     let refusals = count(&log, "connection refused: not this user");
@@ -484,7 +589,8 @@ async fn a_flood_of_garbage_logs_five_lines_then_a_summary_after_the_window() {
         .await
         .unwrap();
     expect_run(&out, "all 1", &runner).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Connections are handed on in the order they came: the event ran, so
+    // every garbage message before it was read and judged.
     let log = runner.log();
     assert_eq!(count(&log, KIND), 5, "{log}");
     assert!(!log.contains("more not logged"), "{log}");
@@ -565,7 +671,7 @@ async fn a_message_over_max_message_is_dropped_and_the_next_one_runs() {
         .await
         .unwrap();
     expect_run(&out, "all 4", &runner).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    all_dispatched_runs_ended(&runner).await;
     assert_eq!(lines(&out.join("runs")), ["all 1", "all 4"]);
 }
 
@@ -859,24 +965,27 @@ async fn huge_events_still_run_their_hooks_with_big_variables_omitted() {
 async fn an_env_budget_beyond_the_kernels_limit_is_refused_or_held_to_it() {
     // The kernel takes at most ARG_MAX (here a quarter of the stack limit, 2 MiB
     // by default) of argv and environment together. A configured budget past
-    // that must not let exec fail: either the config is refused, or the
-    // variables are still cut to what exec takes.
+    // that must not let exec fail: 64 MiB is refused outright, and the largest
+    // budget taken (1 MiB) is held to, an event of 3 MB of variables running.
     let place = Place::new();
     let out = place.out();
-    write_config(
-        &place,
-        "",
-        &format!(
-            "[defaults]\nenv_budget = {}\n{}",
-            64 * 1024 * 1024,
-            recording_hook("all", "\"*\"", &out)
-        ),
-    );
+    let with_budget = |budget: usize| {
+        write_config(
+            &place,
+            "",
+            &format!(
+                "[defaults]\nenv_budget = {budget}\n{}",
+                recording_hook("all", "\"*\"", &out)
+            ),
+        )
+    };
+    with_budget(64 * 1024 * 1024);
     let (code, _, stderr) = check(&place.config_path());
-    if code == Some(1) {
-        assert!(stderr.contains("env_budget"), "{stderr}");
-        return;
-    }
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("env_budget"), "{stderr}");
+
+    with_budget(1024 * 1024);
+    let (code, _, stderr) = check(&place.config_path());
     assert_eq!(code, Some(0), "{stderr}");
     let runner = start(&place).await;
     let fields: serde_json::Map<String, Value> = (0..40_000)
@@ -905,6 +1014,18 @@ async fn an_env_budget_beyond_the_kernels_limit_is_refused_or_held_to_it() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // Held to the budget, and it was the budget that cut: past 256 KiB kept.
+    let vars = env_file(&out.join("all.1.env"));
+    let total: usize = vars
+        .iter()
+        .filter(|(k, _)| k != "TRACIM_OMITTED" && k != "TRACIM_HOOKS_LOG")
+        .map(|(k, v)| k.len() + v.len() + 2)
+        .sum();
+    assert!(
+        (256 * 1024..=1024 * 1024).contains(&total),
+        "{total} bytes of variables"
+    );
+    assert!(env_get(&vars, "TRACIM_OMITTED").is_some_and(|o| o.ends_with(" ...")));
 }
 
 // ---------------------------------------------------------------------------
@@ -1120,7 +1241,7 @@ async fn a_reload_of_a_config_others_can_write_is_refused_and_the_old_hooks_stay
         .await
         .unwrap();
     expect_run(&out, "old 2", &runner).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    all_dispatched_runs_ended(&runner).await;
     assert_eq!(lines(&out.join("runs")), ["old 1", "old 2"]);
 }
 
@@ -1177,7 +1298,7 @@ async fn skip_own_skips_the_daemons_own_events_only() {
     ] {
         expect_run(&out, line, &runner).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    all_dispatched_runs_ended(&runner).await;
     let mut runs = lines(&out.join("runs"));
     runs.sort();
     assert_eq!(

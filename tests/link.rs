@@ -208,15 +208,33 @@ async fn a_daemon_that_starts_later_is_waited_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_and_being_forgotten_both_lead_to_registering_again() {
     let place = Place::new();
-    let sim = place.sim(Duration::from_millis(100)).await;
-    place.write_config("ping_timeout = \"600ms\"\ncheck_interval = \"300ms\"\n");
+    let sim = place.sim(Duration::from_millis(200)).await;
+    place.write_config("ping_timeout = \"800ms\"\ncheck_interval = \"300ms\"\n");
     let runner = place.runner();
     assert!(sim.wait_for_client(&place.socket(), SHORT).await);
 
-    // Pings keep us registered: several ticks pass and we stay listed.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Pings keep us registered: 12 pings answered (2.4 s at least, three
+    // ping_timeouts) and we registered once and stay listed. Were a ping not
+    // to reset the timer, we would have registered again twice by then.
+    let pongs = sim.received_of("daemon_pong").len();
+    assert!(
+        sim.wait_until(SHORT, |s| s.received_of("daemon_pong").len() >= pongs + 12)
+            .await,
+        "{}",
+        runner.log()
+    );
     assert_eq!(sim.clients().len(), 1, "{}", runner.log());
-    assert_eq!(sim.received_of("daemon_client_add").len(), 1);
+    assert_eq!(
+        sim.received_of("daemon_client_add").len(),
+        1,
+        "{}",
+        runner.log()
+    );
+    assert!(
+        !runner.log().contains("no ping from the daemon"),
+        "{}",
+        runner.log()
+    );
 
     // The daemon drops us silently: the client check notices.
     sim.forget(&place.socket().to_string_lossy());

@@ -10,6 +10,38 @@ use tracim_daemon_sdk::sim::event_message;
 use tracim_hooks::env::{MAX_VARIABLE, event_vars};
 
 // ---------------------------------------------------------------------------
+// Reproducible runs
+
+/// The config of each property: `cases` runs (unless `PROPTEST_CASES` says
+/// otherwise), failures saved to `tests/properties.proptest-regressions` (kept
+/// in git, and replayed first on every run), and a seed said on every run, so
+/// that a failure seen once can be replayed: `PROPTEST_RNG_SEED=<seed> cargo
+/// test --test properties <name>`.
+fn config(cases: u32) -> ProptestConfig {
+    use proptest::test_runner::{FileFailurePersistence, RngSeed};
+    use std::hash::{BuildHasher, RandomState};
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = cases;
+    }
+    let seed = match config.rng_seed {
+        RngSeed::Fixed(seed) => seed,
+        // RandomState is seeded from the OS: a fresh seed each run.
+        RngSeed::Random => RandomState::new().hash_one(std::process::id()),
+    };
+    config.rng_seed = RngSeed::Fixed(seed);
+    config.failure_persistence = Some(Box::new(FileFailurePersistence::WithSource(
+        "proptest-regressions",
+    )));
+    // Shown with the test's output when it fails.
+    eprintln!(
+        "proptest: {} cases, seed {seed} (replay: PROPTEST_RNG_SEED={seed})",
+        config.cases
+    );
+    config
+}
+
+// ---------------------------------------------------------------------------
 // Strategies
 
 /// Object keys: plain, arbitrary Unicode (NUL, `=`, non-ASCII included), and
@@ -198,7 +230,7 @@ fn check_decoded(bytes: &[u8]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(512))]
 
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
@@ -212,7 +244,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(256))]
 
     #[test]
     fn decoding_envelopes_of_wrong_shapes_never_panics(bytes in envelope_bytes()) {
@@ -221,7 +253,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(48))]
 
     #[test]
     fn a_byte_cut_or_flipped_in_an_event_never_panics(
@@ -287,7 +319,7 @@ fn is_variable_name(name: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(128))]
 
     #[test]
     fn flattened_variables_are_always_fit_for_exec(

@@ -1165,7 +1165,10 @@ wait
         Err(Refused::ShuttingDown)
     );
     assert_eq!(supervisor.stats().refused, 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing is left to run: shutdown returned with nothing running or
+    // waiting, and only the two runs that were running ever started.
+    assert_eq!(supervisor.load(), (0, 0));
+    assert_eq!(supervisor.stats().started, 2);
     assert_eq!(numbers(&out.join("done")), [82]);
 }
 

@@ -214,3 +214,53 @@ fn programs_are_found_in_the_hooks_path() {
     ];
     assert_eq!(resolve_program("sh", &later), PathBuf::from("sh"));
 }
+
+#[tokio::test]
+async fn stdin_far_over_a_pipe_buffer_arrives_whole_to_a_hook_that_reads_it() {
+    // 2 MB, every part of it different: a short write, a lost or repeated
+    // chunk all show. (The 64 KiB pipe buffer takes far less at once.)
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text: String = (0..400_000u32).map(|i| format!("{i},")).collect();
+    assert!(text.len() > 2_000_000);
+    let s = spec(
+        &["sh", "-c", &format!("cat > '{}'", out.display())],
+        Some(&text),
+        Output::Null,
+    );
+    let outcome = run(&s, LIMITS, std::future::pending()).await.unwrap();
+    assert!(outcome.success(), "{outcome:?}");
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(got.len(), text.len() + 1);
+    assert!(got == format!("{text}\n").as_bytes(), "stdin differs");
+}
+
+#[tokio::test]
+async fn on_timeout_sigterm_reaches_the_whole_group_at_once() {
+    // The leader, on SIGTERM, waits for its child and writes how that
+    // child ended. Only a SIGTERM to the group ends the child then; one
+    // to the leader alone leaves it running until the SIGKILL, which ends
+    // the leader too before it writes anything.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("child");
+    let script = format!(
+        "trap 'wait $c; echo \"child $?\" > \"{}\"; exit 0' TERM; sleep 1000 & c=$!; while :; do sleep 0.1; done",
+        out.display()
+    );
+    let child = spawn(&spec(&["sh", "-c", &script], None, Output::Null)).unwrap();
+    let pgid = child.pid();
+    let limits = Limits {
+        // Long enough for the shell to have set its trap.
+        timeout: Duration::from_secs(1),
+        kill_after: Duration::from_secs(3),
+    };
+    let outcome = child.finish(limits, std::future::pending()).await;
+    assert!(outcome.timed_out);
+    assert_eq!(
+        std::fs::read_to_string(&out).ok().as_deref(),
+        Some("child 143\n"),
+        "the child did not end by SIGTERM while the leader waited: {outcome:?}"
+    );
+    assert_eq!(outcome.exit, Exit::Code(0));
+    assert!(!group_exists(pgid));
+}

@@ -151,3 +151,44 @@ pub fn hook_spec(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hook_runs_in_its_cwd() {
+        // A relative path in the script lands in `cwd`, through the config and
+        // hook_spec, as a hook would use it.
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("cwd-probe.{}", std::process::id());
+        let text = format!(
+            "[[hook]]\nname = \"h\"\non = \"*\"\ncwd = \"{}\"\nrun = 'pwd > {name}'\n",
+            dir.path().display()
+        );
+        let config = crate::config::Config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        let event = Event::from_text(r#"{"event_id":1,"event_type":"a.b","fields":{}}"#.to_owned())
+            .unwrap();
+        let s = hook_spec(
+            config.hook("h").unwrap(),
+            &event,
+            "1",
+            crate::hook::Defaults::ENV_BUDGET,
+            &crate::env::inherited(),
+        );
+        let limits = Limits {
+            timeout: Duration::from_secs(20),
+            kill_after: Duration::from_secs(1),
+        };
+        let outcome = exec::run(&s, limits, std::future::pending()).await.unwrap();
+        // Were cwd ignored, the file is in the test's own directory: tidy up.
+        let stray = std::path::Path::new(&name);
+        let strayed = stray.exists();
+        let _ = std::fs::remove_file(stray);
+        assert!(outcome.success(), "{outcome:?}");
+        assert!(!strayed, "the hook ran in the runner's directory");
+        let said = std::fs::read_to_string(dir.path().join(&name)).unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(said.trim_end(), real.to_str().unwrap());
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use tracim_daemon_sdk::client::{Client, ClientConfig, ClientState};
-use tracim_daemon_sdk::protocol::Message;
+use tracim_daemon_sdk::protocol::{Envelope, Message};
 
 const SHORT: Duration = Duration::from_secs(10);
 
@@ -36,6 +36,17 @@ async fn a_client_registers_asks_and_receives() {
 
     // Every message comes through the stream, typed; a ping is answered by the
     // client itself, and our own ping is answered by the daemon.
+    let socket = place.socket().to_string_lossy().into_owned();
+    let ping = Envelope::new(place.master().to_string_lossy(), Message::Ping).encode();
+    send_raw(&place.socket(), &ping).await.unwrap();
+    assert!(
+        sim.wait_until(SHORT, |s| s
+            .received_of("daemon_pong")
+            .iter()
+            .any(|(_, e)| e.path == socket))
+            .await,
+        "the client did not answer the daemon's ping"
+    );
     client.ping().await.unwrap();
     sim.send_event(&fixture("content.modified.html-document.json"))
         .await;
@@ -54,6 +65,7 @@ async fn a_client_registers_asks_and_receives() {
         kinds.push(delivery.envelope.message.kind().to_owned());
     }
     assert!(note_len > 20_000);
+    assert!(kinds.contains(&"daemon_ping".to_owned()), "{kinds:?}");
     assert!(
         kinds.contains(&"daemon_account_info".to_owned()),
         "{kinds:?}"

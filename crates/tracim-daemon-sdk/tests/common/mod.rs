@@ -54,3 +54,11 @@ impl Place {
         .unwrap()
     }
 }
+
+/// Sends raw bytes to a socket the way the daemon does: connect, write, close.
+pub async fn send_raw(socket: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::UnixStream::connect(socket).await?;
+    stream.write_all(bytes).await?;
+    stream.shutdown().await
+}
