@@ -6,9 +6,9 @@
 //! EOF (events over 4 KiB are normal: note bodies travel in them) and notices when
 //! the daemon restarted and forgot it.
 //!
-//! See the crate documentation for a complete client. The parts: [`socket`]
-//! (our listening socket, sending to the daemon), [`inbound`] (accepting, reading,
-//! ordering, and the client's own reactions), [`register`] (registration and
+//! See the crate documentation for a complete client. The parts: `socket`
+//! (our listening socket, sending to the daemon), `inbound` (accepting, reading,
+//! ordering, and the client's own reactions), `register` (registration and
 //! watching that it holds).
 
 mod inbound;
