@@ -3,7 +3,7 @@
 //!
 //! [`Supervisor::submit`] never waits: it queues a run or refuses it (and says so)
 //! under a short lock, so the caller, and the daemon link behind it, never waits
-//! behind hook work. Scheduling lives in [`queue`]; what runs an attempt is a
+//! behind hook work. Scheduling lives in `queue`; what runs an attempt is a
 //! [`Launcher`] (the real one spawns processes; tests use their own on paused time).
 
 mod launch;
