@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod env;
 pub mod exec;
+pub mod journal;
 pub mod link;
 pub mod logging;
 pub mod matcher;
