@@ -104,7 +104,7 @@ pub(crate) fn identify(conn: &Connection, path: &Path) -> Result<(i64, i64), Jou
             found: app,
         });
     }
-    if version > VERSION || version < 0 {
+    if !(0..=VERSION).contains(&version) {
         return Err(JournalError::NewerSchema {
             path: path.to_path_buf(),
             found: version,
