@@ -305,7 +305,11 @@ fn load(path: &Path, dir: &Path, sync: SyncMode) -> Result<Loaded, JournalError>
     schema::migrate(&mut conn, path)?;
     check(&conn, path)?;
 
-    let mut ids = HashSet::new();
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .map_err(sql("counting events", path))?;
+    // Sized once: growing by doubling would leave the smaller tables' memory behind.
+    let mut ids = HashSet::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut max_id = None::<i64>;
     {
         let mut stmt = conn
@@ -338,6 +342,9 @@ fn load(path: &Path, dir: &Path, sync: SyncMode) -> Result<Loaded, JournalError>
         .unwrap_or(0)
         + 1;
     let pending = pending(&conn, path)?;
+    // The check and the loads filled the page cache; the writer mostly appends.
+    conn.release_memory()
+        .map_err(sql("releasing the page cache", path))?;
     Ok(Loaded {
         conn,
         ids,
