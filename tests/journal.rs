@@ -710,11 +710,52 @@ fn an_unwritable_directory_is_refused_with_a_clear_message() {
     }
 }
 
+/// The log lines of every thread, from the moment [`capture_logs`] is called. Only
+/// the full-disk test calls it: the lines it counts come from no other test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(needle)
+            .count()
+    }
+}
+
+fn capture_logs() -> Captured {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+    captured
+}
+
 #[test]
 fn a_full_disk_degrades_the_journal_and_it_recovers() {
     let Some(disk) = Tmpfs::mount("size=2m") else {
         return;
     };
+    let logs = capture_logs();
     let path = disk.path().join("journal.db");
     let journal: Journal = open_at(&path).journal;
     let mut sent = Vec::new();
@@ -755,14 +796,18 @@ fn a_full_disk_degrades_the_journal_and_it_recovers() {
     // The runner goes on: ids are still admitted and records still accepted.
     for _ in 0..5 {
         record(&journal);
+        // Each flush tries the write again, and fails again.
+        assert!(journal.flush().is_err());
     }
     assert!(!journal.admit(1));
+    assert_eq!(logs.count("journal write failed"), 1, "logged once");
 
     std::fs::remove_file(&filler).unwrap();
     journal.flush().expect("writes succeed once there is room");
     let health = journal.health();
     assert!(!health.degraded, "{health:?}");
     assert_eq!((health.backlog, health.lost), (0, 0));
+    assert_eq!(logs.count("journal writes succeed again"), 1);
     let reader = Reader::open(&path).unwrap();
     for &id in &sent {
         assert!(reader.event(id).unwrap().is_some(), "event {id} was lost");
