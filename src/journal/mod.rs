@@ -50,6 +50,7 @@
 
 mod apply;
 mod error;
+mod files;
 mod handle;
 mod model;
 mod open;
