@@ -14,6 +14,7 @@ pub mod config;
 pub mod env;
 pub mod exec;
 pub mod hook;
+pub mod journal;
 pub mod logging;
 pub mod matcher;
 pub mod notify;

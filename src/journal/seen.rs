@@ -1,0 +1,91 @@
+//! The event ids already in the journal, in memory, so that the accept path decides
+//! "run or not" without waiting for disk.
+//!
+//! With the journal on, the set mirrors the file: loaded at open, grown by
+//! [`Seen::admit`], shrunk by pruning; its size is bounded by `max_events` (plus what
+//! arrives between two prunes). With the journal off, it keeps the last
+//! [`RECENT_WITHOUT_JOURNAL`] ids, as the runner did before the journal.
+
+use std::collections::{HashSet, VecDeque};
+
+/// How many ids are remembered when nothing is kept on disk.
+pub(crate) const RECENT_WITHOUT_JOURNAL: usize = 4096;
+
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    ids: HashSet<u64>,
+    /// Arrival order, kept only when the set is bounded by count.
+    order: Option<VecDeque<u64>>,
+}
+
+impl Seen {
+    /// A set mirroring the journal's events.
+    pub(crate) fn from_journal(ids: HashSet<u64>) -> Seen {
+        Seen { ids, order: None }
+    }
+
+    /// A set of the last [`RECENT_WITHOUT_JOURNAL`] ids.
+    pub(crate) fn recent() -> Seen {
+        Seen {
+            ids: HashSet::new(),
+            order: Some(VecDeque::new()),
+        }
+    }
+
+    /// True the first time an id is seen; remembers it.
+    pub(crate) fn admit(&mut self, id: u64) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        if let Some(order) = &mut self.order {
+            order.push_back(id);
+            if order.len() > RECENT_WITHOUT_JOURNAL
+                && let Some(oldest) = order.pop_front()
+            {
+                self.ids.remove(&oldest);
+            }
+        }
+        true
+    }
+
+    /// Forgets ids pruned from the journal.
+    pub(crate) fn forget(&mut self, ids: &[u64]) {
+        for id in ids {
+            self.ids.remove(id);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_admitted_once_until_forgotten() {
+        let mut seen = Seen::from_journal([1, 2].into_iter().collect());
+        assert!(!seen.admit(1));
+        assert!(seen.admit(3));
+        assert!(!seen.admit(3));
+        seen.forget(&[1, 3]);
+        assert!(seen.admit(1));
+        assert!(seen.admit(3));
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn without_a_journal_only_the_recent_ids_are_kept() {
+        let mut seen = Seen::recent();
+        for id in 0..RECENT_WITHOUT_JOURNAL as u64 + 10 {
+            assert!(seen.admit(id));
+        }
+        assert_eq!(seen.len(), RECENT_WITHOUT_JOURNAL);
+        assert!(!seen.admit(RECENT_WITHOUT_JOURNAL as u64 + 9));
+        // The oldest were let go.
+        assert!(seen.admit(0));
+    }
+}

@@ -1,0 +1,316 @@
+//! The writer thread: the only read-write connection, committing what the runner
+//! sends in groups, pruning in the background, and holding on to a batch that
+//! failed (a full disk) until a write succeeds again.
+//!
+//! Group commit without a timer: the thread blocks for the first record, takes
+//! whatever else is already waiting, and commits it all in one transaction. Under
+//! load the batches grow by themselves while a commit is in progress; when idle a
+//! lone record is committed at once. So a record is on disk one commit after it
+//! was sent, with no transaction per event on anyone's path.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::Connection;
+use tracing::{debug, error, info, warn};
+
+use super::apply::{Op, commit};
+use super::error::JournalError;
+use super::model::Health;
+use super::prune::{self, Pruned};
+use super::seen::Seen;
+use super::time;
+
+/// Records in one transaction at most, so that one commit stays short.
+const MAX_BATCH: usize = 4096;
+/// While writes fail, how often they are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// While writes fail, how much waits in memory before the oldest records are given up.
+pub(crate) const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// How often old events are looked for, besides when the count runs over.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// What the runner's threads and the writer share.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub(crate) seen: Mutex<Seen>,
+    pub(crate) health: Mutex<Health>,
+    pub(crate) degraded: AtomicBool,
+}
+
+/// What the writer is sent.
+pub(crate) enum Msg {
+    Op(Op),
+    /// Answer once everything sent before is committed (or say why not).
+    Flush(SyncSender<Result<(), JournalError>>),
+    /// Prune now, to the end, and answer with what went.
+    Prune(SyncSender<Result<Pruned, JournalError>>),
+}
+
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
+    pub(crate) rx: Receiver<Msg>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) retention: Duration,
+    pub(crate) max_events: u64,
+    /// Events in the file, as far as this writer knows.
+    pub(crate) events: u64,
+    /// Held until the thread ends: the journal has one writer.
+    pub(crate) _lock: File,
+}
+
+/// The writer's moving parts, apart from its setup.
+struct Run {
+    backlog: VecDeque<Op>,
+    backlog_bytes: usize,
+    flushes: Vec<SyncSender<Result<(), JournalError>>>,
+    prunes: Vec<SyncSender<Result<Pruned, JournalError>>>,
+    next_retry: Instant,
+    next_prune: Instant,
+    pruning: bool,
+    pruned: Pruned,
+    prune_failed: bool,
+    /// Pruning by count starts when the events grow past this (plus a slack): the
+    /// count left by the last pruning, which may exceed `max_events` when what is
+    /// past it is all pending work.
+    count_floor: u64,
+}
+
+impl Writer {
+    pub(crate) fn run(mut self) {
+        let mut run = Run {
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            flushes: Vec::new(),
+            prunes: Vec::new(),
+            next_retry: Instant::now(),
+            next_prune: Instant::now(),
+            pruning: true,
+            pruned: Pruned::default(),
+            prune_failed: false,
+            count_floor: self.max_events,
+        };
+        loop {
+            let now = Instant::now();
+            let wait = if run.pruning {
+                Duration::ZERO
+            } else if self.degraded() && !run.backlog.is_empty() {
+                run.next_retry
+                    .min(run.next_prune)
+                    .saturating_duration_since(now)
+            } else {
+                run.next_prune.saturating_duration_since(now)
+            };
+            let open = match self.rx.recv_timeout(wait) {
+                Ok(msg) => {
+                    run.take(msg);
+                    true
+                }
+                Err(RecvTimeoutError::Timeout) => true,
+                Err(RecvTimeoutError::Disconnected) => false,
+            };
+            while run.backlog.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(msg) => run.take(msg),
+                    Err(_) => break,
+                }
+            }
+            let asked = !run.flushes.is_empty() || !run.prunes.is_empty();
+            if !run.backlog.is_empty()
+                && (!self.degraded() || asked || !open || Instant::now() >= run.next_retry)
+            {
+                self.write(&mut run);
+            }
+            for flush in run.flushes.drain(..) {
+                let answer = if run.backlog.is_empty() {
+                    Ok(())
+                } else {
+                    Err(self.degraded_error())
+                };
+                // The asker may have given up waiting; nothing to do then.
+                let _ = flush.send(answer);
+            }
+            if !open {
+                self.finish(&run);
+                return;
+            }
+            let slack = (self.max_events / 100).max(1);
+            if !run.prunes.is_empty()
+                || Instant::now() >= run.next_prune
+                || self.events > run.count_floor + slack
+            {
+                run.pruning = true;
+            }
+            if run.pruning {
+                self.prune_step(&mut run);
+            }
+        }
+    }
+
+    fn degraded(&self) -> bool {
+        self.shared.degraded.load(Ordering::Relaxed)
+    }
+
+    fn degraded_error(&self) -> JournalError {
+        JournalError::Degraded {
+            path: self.path.clone(),
+            last_error: crate::lock(&self.shared.health)
+                .last_error
+                .clone()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Commits the whole backlog; on failure keeps it (bounded) for the next try.
+    fn write(&mut self, run: &mut Run) {
+        match commit(&mut self.conn, run.backlog.make_contiguous()) {
+            Ok(added) => {
+                self.events += added;
+                run.backlog.clear();
+                run.backlog_bytes = 0;
+                if self.shared.degraded.swap(false, Ordering::Relaxed) {
+                    let mut health = crate::lock(&self.shared.health);
+                    info!(
+                        path = %self.path.display(),
+                        "journal writes succeed again; what waited in memory is written"
+                    );
+                    health.degraded = false;
+                    health.since = None;
+                    health.backlog = 0;
+                }
+            }
+            Err(e) => {
+                run.next_retry = Instant::now() + RETRY_EVERY;
+                let mut health = crate::lock(&self.shared.health);
+                if !self.shared.degraded.swap(true, Ordering::Relaxed) {
+                    // Logged once per spell: a full disk fails every write.
+                    error!(
+                        path = %self.path.display(),
+                        "journal write failed, keeping records in memory and retrying: {e}"
+                    );
+                    health.degraded = true;
+                    health.since = Some(SystemTime::now());
+                } else {
+                    debug!(path = %self.path.display(), "journal write failed again: {e}");
+                }
+                health.last_error = Some(e.to_string());
+                let mut lost = 0;
+                while run.backlog_bytes > BACKLOG_BYTES {
+                    let Some(op) = run.backlog.pop_front() else {
+                        break;
+                    };
+                    run.backlog_bytes = run.backlog_bytes.saturating_sub(op.weight());
+                    lost += 1;
+                }
+                if lost > 0 {
+                    if health.lost == 0 {
+                        warn!(
+                            path = %self.path.display(),
+                            "journal backlog over {} MiB: the oldest records are given up",
+                            BACKLOG_BYTES >> 20
+                        );
+                    }
+                    health.lost += lost;
+                }
+                health.backlog = run.backlog.len();
+            }
+        }
+    }
+
+    fn prune_step(&mut self, run: &mut Run) {
+        let cutoff = time::to_ms(
+            SystemTime::now()
+                .checked_sub(self.retention)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        );
+        let done = match prune::step(&mut self.conn, cutoff, self.max_events) {
+            Ok(Some(step)) => {
+                let count = step.ids.len() as u64;
+                self.events = self.events.saturating_sub(count);
+                if step.by_age {
+                    run.pruned.by_age += count;
+                } else {
+                    run.pruned.by_count += count;
+                }
+                crate::lock(&self.shared.seen).forget(&step.ids);
+                run.prune_failed = false;
+                !step.more
+            }
+            Ok(None) => true,
+            Err(e) => {
+                if !run.prune_failed {
+                    warn!(path = %self.path.display(), "journal pruning failed: {e}");
+                    run.prune_failed = true;
+                }
+                for asker in run.prunes.drain(..) {
+                    let _ = asker.send(Err(JournalError::Sqlite {
+                        context: "pruning",
+                        path: self.path.clone(),
+                        source: clone_error(&e),
+                    }));
+                }
+                true
+            }
+        };
+        if done {
+            if run.pruned != Pruned::default() {
+                debug!(path = %self.path.display(), ?run.pruned, "journal pruned");
+            }
+            for asker in run.prunes.drain(..) {
+                let _ = asker.send(Ok(run.pruned));
+            }
+            run.pruned = Pruned::default();
+            run.pruning = false;
+            run.next_prune = Instant::now() + PRUNE_EVERY;
+            // Count exactly again now and then: `events` drifts if a commit that
+            // failed had in fact added rows.
+            if let Ok(count) = self
+                .conn
+                .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+            {
+                self.events = count.unsigned_abs();
+            }
+            run.count_floor = self.events.max(self.max_events);
+        }
+    }
+
+    /// The last handle is gone: what could not be written is said, once.
+    fn finish(&mut self, run: &Run) {
+        if !run.backlog.is_empty() {
+            error!(
+                path = %self.path.display(),
+                "journal closing with {} records that could not be written",
+                run.backlog.len()
+            );
+        }
+    }
+}
+
+impl Run {
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Op(op) => {
+                self.backlog_bytes += op.weight();
+                self.backlog.push_back(op);
+            }
+            Msg::Flush(answer) => self.flushes.push(answer),
+            Msg::Prune(answer) => self.prunes.push(answer),
+        }
+    }
+}
+
+/// rusqlite errors are not `Clone`; the askers get the code and message.
+fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => super::error::sqlite_failure(rusqlite::ffi::SQLITE_ERROR, other.to_string()),
+    }
+}
