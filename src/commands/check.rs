@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use tracim_daemon_sdk::client::MasterPath;
+
 use super::Failure;
 use crate::config::{self, Config};
 use crate::hook::{Case, Command};
@@ -25,6 +27,13 @@ pub(super) fn check(path: &Path) -> Result<(), Failure> {
         config.daemon.master_socket.display()
     );
     let _ = writeln!(out, "  own socket:    {}", config.daemon.socket.display());
+    if let there @ MasterPath::Other(_) = MasterPath::of(&config.daemon.master_socket) {
+        let _ = writeln!(
+            out,
+            "warning: master_socket {}: {there}; TracimDaemon cannot listen there",
+            config.daemon.master_socket.display()
+        );
+    }
     if count == 0 {
         let _ = writeln!(out, "warning: no [[hook]]: nothing will run");
     }

@@ -1,10 +1,16 @@
-//! Reading the config file safely: one open file is checked (owner, mode) and
-//! read, so it cannot be swapped in between.
+//! Reading the config file safely: one open file is checked (a regular file, its
+//! owner and mode) and read, so it cannot be swapped in between; and never more
+//! of it than a config can be.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::ConfigError;
+
+/// The largest config read: far past any hand-written file (200,000 hooks take
+/// about 20 MiB), and a bound on what a wrong path can make the runner read.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Opens, checks and reads the file at `path`.
 pub(super) fn read_checked(path: &Path) -> Result<String, ConfigError> {
@@ -12,11 +18,66 @@ pub(super) fn read_checked(path: &Path) -> Result<String, ConfigError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(read_error)?;
-    check_file_safety(path, &file.metadata().map_err(read_error)?)?;
+    let unsafe_file = |message: String| ConfigError::Unsafe {
+        path: path.to_path_buf(),
+        message,
+    };
+    // O_NONBLOCK: opening a FIFO with no writer must not hang; a regular file
+    // ignores the flag.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    if !meta.file_type().is_file() {
+        return Err(unsafe_file(format!(
+            "is {}, not a regular file: give the path of a hooks.toml",
+            describe(&meta.file_type())
+        )));
+    }
+    check_file_safety(path, &meta)?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(unsafe_file(format!(
+            "is {} bytes; a config may be at most {} MiB",
+            meta.len(),
+            MAX_CONFIG_BYTES / (1024 * 1024)
+        )));
+    }
+    // A file that grows while it is read is still cut at the bound.
     let mut text = String::new();
-    file.read_to_string(&mut text).map_err(read_error)?;
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(unsafe_file(format!(
+            "grew past {} MiB while it was read",
+            MAX_CONFIG_BYTES / (1024 * 1024)
+        )));
+    }
     Ok(text)
+}
+
+/// "a directory", "a FIFO"…: what a path that is not a regular file is.
+pub(crate) fn describe(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else {
+        "not a file"
+    }
 }
 
 /// Refuses a config that someone other than this user (or root) could have written.

@@ -6,7 +6,7 @@
 //! fixes them in one pass.
 
 mod duration;
-mod load;
+pub(crate) mod load;
 mod schema;
 mod validate;
 mod validate_hook;
@@ -60,8 +60,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is writable by others or owned by someone else: whoever can write
-    /// it decides what runs as this user.
+    /// The path cannot be used as a config: not a regular file (a FIFO would hang,
+    /// a device never end), too large, writable by others or owned by someone else
+    /// (whoever can write it decides what runs as this user).
     #[error("{}: {message}", path.display())]
     Unsafe {
         /// The file.

@@ -265,3 +265,47 @@ fn unsafe_files_are_refused() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     Config::load(&path).unwrap();
 }
+
+#[test]
+fn only_a_regular_file_of_bounded_size_is_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A directory.
+    let err = Config::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("is a directory, not a regular file"), "{err}");
+    // A FIFO with no writer: refused at once instead of hanging.
+    let fifo = dir.path().join("fifo");
+    let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(Config::load(&path).map(|_| ()).map_err(|e| e.to_string()));
+    });
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("loading a FIFO hangs")
+        .unwrap_err();
+    assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+    // A character device of mode 0600 (what /dev/zero is), where mknod is allowed.
+    let device = dir.path().join("zero");
+    let name = std::ffi::CString::new(device.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mknod with a valid path; makedev(1, 5) is /dev/zero.
+    let made = unsafe { libc::mknod(name.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 5)) };
+    if made == 0 {
+        let err = Config::load(&device).unwrap_err().to_string();
+        assert!(err.contains("is a character device"), "{err}");
+    } else {
+        eprintln!(
+            "mknod not permitted here ({}): the device case is not checked",
+            std::io::Error::last_os_error()
+        );
+    }
+    // A file past the bound, sparse so the test stays small on disk.
+    let big = dir.path().join("big.toml");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(load::MAX_CONFIG_BYTES + 1).unwrap();
+    let err = Config::load(&big).unwrap_err().to_string();
+    assert!(err.contains("a config may be at most 64 MiB"), "{err}");
+}

@@ -242,12 +242,15 @@ fn handle(shared: &Shared, envelope: &Envelope) {
                 }
             });
         }
-        Message::AccountInfo(info) => {
+        Message::AccountInfo(info) if shared.take_account_info() => {
             shared.user_id.send_replace(Some(info.user_id.clone()));
             shared.account_infos.send_modify(|n| *n += 1);
             for waiter in lock(&shared.waiters).account.drain(..) {
                 let _ = waiter.send(info.clone());
             }
+        }
+        Message::AccountInfo(info) => {
+            debug!(user_id = %info.user_id, "a daemon_account_info nobody asked for: the account is not changed");
         }
         Message::Clients(list) => {
             let waiters: Vec<_> = lock(&shared.waiters).clients.drain(..).collect();

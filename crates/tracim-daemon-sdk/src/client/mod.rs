@@ -28,7 +28,7 @@ use crate::lock;
 use crate::protocol::{AccountInfo, ClientInfo, Envelope, Message};
 
 pub use inbound::Refusal;
-pub use socket::send_bytes;
+pub use socket::{MasterPath, send_bytes};
 
 /// How a [`Client`] reaches the daemon and how patient it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,11 +180,34 @@ pub(super) struct Shared {
     pub(super) last_ping: Mutex<Instant>,
     /// Bumped at each `daemon_account_info`, so the registrar can wait for the next one.
     pub(super) account_infos: watch::Sender<u64>,
+    /// Account-info answers we asked for and have not had yet: any process of the
+    /// user can write to our socket, and an unasked `daemon_account_info` must not
+    /// change who we think the daemon is (`skip_own` depends on it).
+    pub(super) account_asked: std::sync::atomic::AtomicU32,
     /// Notified when the daemon announces this client deleted.
     pub(super) forgotten: tokio::sync::Notify,
     pub(super) waiters: Mutex<Waiters>,
     /// Where refusals go (messages go through the sequencer, in order).
     pub(super) out: mpsc::UnboundedSender<Inbound>,
+}
+
+impl Shared {
+    /// Notes that an account-info answer is due (registration or a request).
+    pub(super) fn expect_account_info(&self) {
+        self.account_asked
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Takes one expected answer; false when none was due.
+    pub(super) fn take_account_info(&self) -> bool {
+        self.account_asked
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+    }
 }
 
 /// A registered (or registering) TracimDaemon client. Dropping it stops its tasks
@@ -240,6 +263,7 @@ impl Client {
             .0,
             last_ping: Mutex::new(Instant::now()),
             account_infos: watch::channel(0).0,
+            account_asked: std::sync::atomic::AtomicU32::new(0),
             forgotten: tokio::sync::Notify::new(),
             waiters: Mutex::new(Waiters::default()),
             out: tx.clone(),
@@ -293,6 +317,7 @@ impl Client {
     pub async fn account_info(&self, timeout: Duration) -> Result<AccountInfo, ClientError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.shared.waiters).account.push(tx);
+        self.shared.expect_account_info();
         self.send(Message::GetAccountInfo).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(info)) => Ok(info),

@@ -51,9 +51,12 @@ pub(super) async fn register_loop(shared: Arc<Shared>) {
             path: shared.self_path.clone(),
             pid: shared.pid.clone(),
         };
+        shared.expect_account_info();
         if let Err(e) = send_to_daemon(&shared, Message::ClientAdd(info)).await {
+            shared.take_account_info();
             if !said_waiting {
-                info!(master = %master.display(), "waiting for TracimDaemon ({e})");
+                let there = socket::MasterPath::of(&master);
+                info!(master = %master.display(), "waiting for TracimDaemon: {there} ({e})");
                 said_waiting = true;
             }
             shared.state.send_replace(ClientState::Waiting {
@@ -76,6 +79,8 @@ pub(super) async fn register_loop(shared: Arc<Shared>) {
             .await
             .is_ok();
         if !answered {
+            // Not due any more: a late or forged one must not be taken.
+            shared.take_account_info();
             debug!("no daemon_account_info after registering");
         }
         said_waiting = false;

@@ -140,3 +140,49 @@ pub(super) fn file_identity(path: &Path) -> Option<FileIdentity> {
         .ok()
         .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
+
+/// What is at the daemon's master socket path, for messages that must say why
+/// the daemon cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterPath {
+    /// Nothing: the daemon has not started (or uses another path).
+    Missing,
+    /// A socket: the daemon's, or one it left behind when it died.
+    Socket,
+    /// Something that is not a socket, which no daemon can listen on.
+    Other(&'static str),
+}
+
+impl MasterPath {
+    /// Looks at `path` (without following a final symlink's target type away:
+    /// a symlink to a socket counts as a socket, as `connect` would).
+    pub fn of(path: &Path) -> MasterPath {
+        match std::fs::metadata(path) {
+            Err(_) => MasterPath::Missing,
+            Ok(meta) => {
+                let kind = meta.file_type();
+                if kind.is_socket() {
+                    MasterPath::Socket
+                } else if kind.is_dir() {
+                    MasterPath::Other("a directory")
+                } else if kind.is_file() {
+                    MasterPath::Other("a regular file")
+                } else if kind.is_fifo() {
+                    MasterPath::Other("a FIFO")
+                } else {
+                    MasterPath::Other("a device")
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for MasterPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MasterPath::Missing => f.write_str("nothing is there yet"),
+            MasterPath::Socket => f.write_str("a socket is there, but nobody answers on it"),
+            MasterPath::Other(kind) => write!(f, "{kind} is there, not a socket"),
+        }
+    }
+}
