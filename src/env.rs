@@ -8,9 +8,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
-
-use tracim_daemon_sdk::protocol::{Event, scalar_text};
+use tracim_daemon_sdk::protocol::{Event, Lookup};
 
 /// The kernel refuses any single `NAME=value` string of 128 KiB or more
 /// (`MAX_ARG_STRLEN`, counting its NUL).
@@ -45,65 +43,38 @@ fn push_name_part(name: &mut String, part: &str) {
     }));
 }
 
-/// Runs `visit` with `name` extended by one path part, then restores it.
-fn under<R>(name: &mut String, part: &str, visit: impl FnOnce(&mut String) -> R) -> R {
-    let len = name.len();
-    name.push('_');
-    push_name_part(name, part);
-    let result = visit(name);
-    name.truncate(len);
-    result
-}
-
-/// Calls `f` with the variable name and text of every scalar under `value`, in
-/// document order.
-fn walk_scalars(name: &mut String, value: &Value, f: &mut impl FnMut(&str, Cow<'_, str>)) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                under(name, key, |name| walk_scalars(name, child, f));
-            }
-        }
-        Value::Array(items) => {
-            for (index, child) in items.iter().enumerate() {
-                under(name, &index.to_string(), |name| {
-                    walk_scalars(name, child, f)
-                });
-            }
-        }
-        scalar => {
-            if let Some(text) = scalar_text(scalar) {
-                f(name, text);
-            }
-        }
-    }
-}
+/// The top-level keys every hook can count on, set (empty when absent) and first.
+const ALWAYS: [&str; 4] = ["event_id", "event_type", "created", "read"];
 
 /// Every scalar of the event as (`TRACIM_…` name, text), in the event's order,
-/// straight from the decoded event: nothing of it is copied on the way.
+/// straight from its text as received: nothing of it is copied on the way, and a
+/// number is the very text the daemon sent.
 pub fn for_each_scalar(event: &Event, mut f: impl FnMut(&str, Cow<'_, str>)) {
-    let tlm = event.tlm();
-    let mut name = String::from("TRACIM");
-    under(&mut name, "event_id", |n| {
-        f(n, Cow::Owned(tlm.event_id.to_string()))
-    });
-    under(&mut name, "event_type", |n| {
-        f(n, Cow::Borrowed(&tlm.event_type))
-    });
-    under(&mut name, "created", |n| {
-        f(n, Cow::Borrowed(tlm.created.as_deref().unwrap_or("")))
-    });
-    under(&mut name, "read", |n| {
-        f(n, Cow::Borrowed(tlm.read.as_deref().unwrap_or("")))
-    });
-    under(&mut name, "fields", |name| {
-        for (key, child) in &tlm.fields {
-            under(name, key, |name| walk_scalars(name, child, &mut f));
-        }
-    });
-    for (key, child) in &tlm.extra {
-        under(&mut name, key, |name| walk_scalars(name, child, &mut f));
+    let mut name = String::with_capacity(64);
+    for key in ALWAYS {
+        let text = match event.lookup(key) {
+            Some(Lookup::Scalar(text)) => text,
+            _ => Cow::Borrowed(""),
+        };
+        name.clear();
+        name.push_str("TRACIM_");
+        push_name_part(&mut name, key);
+        f(&name, text);
     }
+    event.for_each_scalar(|path, text| {
+        if let [key] = path
+            && ALWAYS.contains(&key.as_ref())
+        {
+            return;
+        }
+        name.clear();
+        name.push_str("TRACIM");
+        for part in path {
+            name.push('_');
+            push_name_part(&mut name, part);
+        }
+        f(&name, text);
+    });
 }
 
 /// The `TRACIM_*` variables of one run, and what the budget left out.
@@ -276,6 +247,8 @@ pub fn is_valid_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn fixture(name: &str) -> Event {
@@ -533,9 +506,9 @@ mod tests {
     #[test]
     fn later_paths_win_and_a_replaced_variable_still_keeps_to_the_budget() {
         // `fields.a.b` and `fields.a_b` both give TRACIM_FIELDS_A_B; keys come
-        // in order (serde_json keeps an object's keys sorted), the later wins.
+        // in the order of the event's text, and the later wins.
         let event = Event::from_text(
-            r#"{"event_id":1,"event_type":"a.b","fields":{"a_b":"second","a":{"b":"first"}}}"#,
+            r#"{"event_id":1,"event_type":"a.b","fields":{"a":{"b":"first"},"a_b":"second"}}"#,
         )
         .unwrap();
         let vars = event_vars(&event, "h", "", DEFAULT_BUDGET);

@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 
-use serde_json::Value;
-use tracim_daemon_sdk::protocol::{Event, Lookup, Tlm};
+use tracim_daemon_sdk::protocol::{Event, Lookup};
 
 use crate::hook::{Case, Hook};
 
@@ -214,10 +213,9 @@ impl Condition {
     }
 
     /// Whether it holds for this event; when not, what was seen.
-    pub fn check(&self, tlm: &Tlm) -> Result<(), ConditionFailure> {
-        let lookup = tlm.lookup(&self.path);
+    pub fn check(&self, event: &Event) -> Result<(), ConditionFailure> {
+        let lookup = event.lookup(&self.path);
         let text = lookup.as_ref().and_then(|l| l.scalar_text());
-        let text = text.as_deref();
         let mut any_positive = false;
         let mut positive_hit = false;
         let mut negative_hit = false;
@@ -233,7 +231,7 @@ impl Condition {
         if negative_hit || (any_positive && !positive_hit) {
             let saw = match (text, &lookup) {
                 (Some(text), _) => Seen::Text(text.to_owned()),
-                (None, Some(Lookup::Value(Value::Array(_)))) => Seen::Structure("a list"),
+                (None, Some(Lookup::Array)) => Seen::Structure("a list"),
                 (None, Some(_)) => Seen::Structure("an object"),
                 (None, None) => Seen::Missing,
             };
@@ -372,16 +370,13 @@ impl Matcher {
     fn decide_rest(&self, index: usize, event: &Event, daemon_user_id: &str) -> Verdict {
         let hook = &self.hooks[index];
         for condition in &self.conditions[index] {
-            if let Err(failure) = condition.check(event.tlm()) {
+            if let Err(failure) = condition.check(event) {
                 return Verdict::Condition(failure);
             }
         }
         if hook.skip_own && !daemon_user_id.is_empty() {
-            let author = event
-                .tlm()
-                .lookup("fields.author.user_id")
-                .and_then(|l| l.scalar_text().map(|t| t.into_owned()));
-            if author.as_deref() == Some(daemon_user_id) {
+            let author = event.lookup("fields.author.user_id");
+            if author.as_ref().and_then(|l| l.scalar_text()) == Some(daemon_user_id) {
                 return Verdict::OwnEvent {
                     user_id: daemon_user_id.to_owned(),
                 };

@@ -124,3 +124,42 @@ async fn a_config_that_is_a_fifo_is_refused_at_once() {
         assert!(stderr.contains("is a FIFO, not a regular file"), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_reach_hooks_and_conditions_as_the_daemon_wrote_them() {
+    let place = Place::new();
+    let out = place.out();
+    let sim = place.sim(Duration::from_secs(30)).await;
+    place.write_config(
+        &[
+            recording_hook("all", "\"*\"", &out),
+            // `where` compares the same text: 1E2, not 100.0.
+            recording_hook("exp", "\"*\"", &out),
+            "where = { fields.exp = \"1E2\" }\n".into(),
+        ]
+        .concat(),
+    );
+    let runner = registered(&place).await;
+    let text = r#"{"event_id":31,"event_type":"content.modified.html-document","fields":{"big":123456789012345678901234567890,"negzero":-0,"exp":1E2,"tiny":1e-400,"huge":1e400}}"#;
+    assert_eq!(sim.send_event(text).await.ok, 1);
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs")).len() == 2).await,
+        "{:?}\n{}",
+        lines(&out.join("runs")),
+        runner.log()
+    );
+    let env = std::fs::read_to_string(out.join("all.31.env")).unwrap();
+    for line in [
+        "TRACIM_FIELDS_BIG=123456789012345678901234567890",
+        "TRACIM_FIELDS_NEGZERO=-0",
+        "TRACIM_FIELDS_EXP=1E2",
+        "TRACIM_FIELDS_TINY=1e-400",
+        "TRACIM_FIELDS_HUGE=1e400",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} not in\n{env}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("all.31.stdin")).unwrap(),
+        format!("{text}\n")
+    );
+}

@@ -17,9 +17,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             inbound = incoming.recv() => match inbound {
                 Some(Inbound::Message(delivery)) => {
                     if let Message::TracimEvent(event) = delivery.envelope.message {
-                        let author = event.tlm().lookup("fields.author.public_name");
-                        let author = author.and_then(|a| a.scalar_text().map(|t| t.into_owned()));
-                        println!("{} {} by {}", event.id(), event.event_type(), author.unwrap_or_default());
+                        let author = event.lookup("fields.author.public_name");
+                        let author = author.as_ref().and_then(|a| a.scalar_text()).unwrap_or("");
+                        println!("{} {} by {author}", event.id(), event.event_type());
                     }
                 }
                 // Bad input on our socket: say so, and go on with the next message.

@@ -1,17 +1,22 @@
 //! A Tracim event: its text kept exactly as received, its id and type read on
 //! arrival, and the whole TLM decoded on first use.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::DecodeError;
+use super::raw::{self, Lookup};
 use super::shape::TlmShape;
 
 /// A Tracim Live Message, decoded. Unknown keys are kept in `extra`, since Tracim
-/// adds keys over versions and a client must pass them on.
+/// adds keys over versions and a client must pass them on. Numbers decode to
+/// their value (any size; an exponent is written `1e+2` however it was sent):
+/// for their text exactly as sent, use [`Event::lookup`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tlm {
     /// Tracim's id of the event.
@@ -37,46 +42,7 @@ impl Tlm {
     pub fn event_type_parts(&self) -> (&str, &str, &str) {
         split_event_type(&self.event_type)
     }
-
-    /// Looks up a dotted path (`fields.author.username`, `fields.content.sub_content_types.0`).
-    /// Numeric parts index arrays.
-    pub fn lookup(&self, path: &str) -> Option<Lookup<'_>> {
-        let mut parts = path.split('.');
-        let first = parts.next()?;
-        let mut current: &Value = match first {
-            "event_id" => return parts.next().is_none().then_some(Lookup::Id(self.event_id)),
-            "event_type" => {
-                return parts
-                    .next()
-                    .is_none()
-                    .then_some(Lookup::Str(&self.event_type));
-            }
-            "created" | "read" => {
-                let value = if first == "created" {
-                    &self.created
-                } else {
-                    &self.read
-                };
-                return parts.next().is_none().then_some(match value {
-                    Some(text) => Lookup::Str(text),
-                    None => Lookup::Value(&NULL),
-                });
-            }
-            "fields" => self.fields.get(parts.next()?)?,
-            other => self.extra.get(other)?,
-        };
-        for part in parts {
-            current = match current {
-                Value::Object(map) => map.get(part)?,
-                Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-        Some(Lookup::Value(current))
-    }
 }
-
-static NULL: Value = Value::Null;
 
 fn split_event_type(event_type: &str) -> (&str, &str, &str) {
     let mut parts = event_type.splitn(3, '.');
@@ -84,43 +50,6 @@ fn split_event_type(event_type: &str) -> (&str, &str, &str) {
     let operation = parts.next().unwrap_or("");
     let sub = parts.next().unwrap_or("");
     (entity, operation, sub)
-}
-
-/// What a path into an event holds.
-#[derive(Debug, Clone, Copy)]
-pub enum Lookup<'a> {
-    /// The event id.
-    Id(u64),
-    /// A string the event holds directly.
-    Str(&'a str),
-    /// Any JSON value.
-    Value(&'a Value),
-}
-
-impl Lookup<'_> {
-    /// The text of a scalar as a hook's environment shows it: strings as they are,
-    /// numbers as JSON text, `true`/`false`, null as empty. Objects and arrays have none.
-    pub fn scalar_text(&self) -> Option<std::borrow::Cow<'_, str>> {
-        use std::borrow::Cow;
-        match self {
-            Lookup::Id(id) => Some(Cow::Owned(id.to_string())),
-            Lookup::Str(s) => Some(Cow::Borrowed(s)),
-            Lookup::Value(v) => scalar_text(v),
-        }
-    }
-}
-
-/// The text of a JSON scalar as hooks and conditions see it: strings as they are,
-/// numbers as JSON text, `true`/`false`, null as empty. Objects and arrays have none.
-pub fn scalar_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
-    use std::borrow::Cow;
-    match value {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-        Value::Null => Some(Cow::Borrowed("")),
-        Value::Array(_) | Value::Object(_) => None,
-    }
 }
 
 /// A received Tracim event: the TLM's text exactly as it came, its id and type,
@@ -207,6 +136,26 @@ impl Event {
                 }
             })
         })
+    }
+
+    /// What a dotted path (`fields.author.username`, `fields.content.tags.0`)
+    /// leads to, read from the text as received: a number's text is exactly the
+    /// characters the daemon sent, unlike in [`Event::tlm`]'s decoded values.
+    pub fn lookup(&self, path: &str) -> Option<Lookup<'_>> {
+        raw::lookup(self.root()?, path)
+    }
+
+    /// Calls `f` with the path and text of every scalar of the event, in the
+    /// order of its text (texts as [`Event::lookup`] gives them).
+    pub fn for_each_scalar<'a>(&'a self, mut f: impl FnMut(&[Cow<'a, str>], Cow<'a, str>)) {
+        if let Some(root) = self.root() {
+            raw::walk(root, &mut Vec::new(), &mut f);
+        }
+    }
+
+    /// The whole text as a JSON value (checked on arrival, so it always is one).
+    fn root(&self) -> Option<&RawValue> {
+        serde_json::from_str(&self.inner.raw).ok()
     }
 
     /// The event's id.

@@ -6,13 +6,15 @@
 //! is a string, and `data` of `daemon_tracim_event` is a *string* holding the TLM.
 
 mod event;
+mod raw;
 mod shape;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-pub use event::{Event, Lookup, Tlm, scalar_text};
+pub use event::{Event, Tlm};
+pub use raw::{Lookup, Node};
 
 /// The daemon reads a client's message with a single `read()` of 4096 bytes, so
 /// everything we send it must fit strictly below that.

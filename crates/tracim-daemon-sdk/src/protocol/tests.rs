@@ -37,7 +37,7 @@ fn event_string_is_unescaped_once_and_kept_verbatim() {
     // escapes (\" and \u00e9) stay as the TLM's own text.
     assert!(event.raw().contains(r#""raw_content":"<p>hi @hooks</p>""#));
     assert!(event.raw().contains(r#"John \"Q\" Doe \u00e9"#));
-    let author = event.tlm().lookup("fields.author.public_name").unwrap();
+    let author = event.lookup("fields.author.public_name").unwrap();
     assert_eq!(author.scalar_text().unwrap(), "John \"Q\" Doe é");
 }
 
@@ -149,12 +149,13 @@ fn what_the_arrival_check_accepts_decodes_whole() {
             false,
         ),
         (
+            // Valid JSON, out of f64's range: taken, its text kept (issue 15).
             r#"{"event_id":1,"event_type":"a.b","fields":{},"z":1e400}"#.to_owned(),
-            false,
+            true,
         ),
         (
             r#"{"event_id":1,"event_type":"a.b","fields":{"x":-1e400}}"#.to_owned(),
-            false,
+            true,
         ),
         (
             r#"{"event_id":1,"event_type":"a.b","fields":null}"#.to_owned(),
@@ -203,10 +204,9 @@ fn unknown_keys_are_kept() {
         Event::from_text(r#"{"event_id":1,"event_type":"a.b","fields":{},"new_key":[1]}"#).unwrap();
     assert_eq!(event.tlm().extra["new_key"], serde_json::json!([1]));
     assert_eq!(event.tlm().event_type_parts(), ("a", "b", ""));
-    assert!(matches!(
-        event.tlm().lookup("new_key.0"),
-        Some(Lookup::Value(v)) if v == 1
-    ));
+    assert_eq!(event.lookup("new_key.0"), Some(Lookup::Scalar("1".into())));
+    assert_eq!(event.lookup("new_key"), Some(Lookup::Array));
+    assert_eq!(event.lookup("fields"), Some(Lookup::Object));
 }
 
 #[test]
@@ -217,10 +217,10 @@ fn lookup_walks_paths() {
     ))
     .unwrap();
     let event = Event::from_text(text).unwrap();
-    let tlm = event.tlm();
     let text_of = |p: &str| {
-        tlm.lookup(p)
-            .and_then(|l| l.scalar_text().map(|c| c.into_owned()))
+        event
+            .lookup(p)
+            .and_then(|l| l.scalar_text().map(str::to_owned))
     };
     assert_eq!(text_of("event_id").as_deref(), Some("107"));
     assert_eq!(
@@ -233,4 +233,41 @@ fn lookup_walks_paths() {
     assert_eq!(text_of("fields.content.sub_content_types.0"), None);
     assert_eq!(text_of("fields.nope.x"), None);
     assert_eq!(text_of("fields.content"), None);
+}
+
+#[test]
+fn numbers_keep_their_json_text_and_none_is_refused() {
+    // Whatever the number, hooks and conditions see it as the daemon sent it.
+    let text = r#"{"event_id":5,"event_type":"a.b","fields":{"big":123456789012345678901234567890,"negzero":-0,"exp":1E2,"tiny":1e-400,"huge":1e400,"frac":0.1,"int":42,"list":[1.50]}}"#;
+    let event = Event::from_text(text.to_owned()).expect("every valid JSON number is taken");
+    let text_at = |path: &str| {
+        event
+            .lookup(path)
+            .and_then(|l| l.scalar_text().map(str::to_owned))
+    };
+    assert_eq!(
+        text_at("fields.big").as_deref(),
+        Some("123456789012345678901234567890")
+    );
+    assert_eq!(text_at("fields.negzero").as_deref(), Some("-0"));
+    assert_eq!(text_at("fields.exp").as_deref(), Some("1E2"));
+    assert_eq!(text_at("fields.tiny").as_deref(), Some("1e-400"));
+    assert_eq!(text_at("fields.huge").as_deref(), Some("1e400"));
+    assert_eq!(text_at("fields.frac").as_deref(), Some("0.1"));
+    assert_eq!(text_at("fields.int").as_deref(), Some("42"));
+    assert_eq!(text_at("fields.list.0").as_deref(), Some("1.50"));
+    assert_eq!(event.raw(), text);
+    // The same through a whole daemon message.
+    let wire =
+        serde_json::json!({"path": "/m", "type": "daemon_tracim_event", "data": text}).to_string();
+    let Message::TracimEvent(event) = Envelope::decode(wire.as_bytes()).unwrap().message else {
+        panic!("not an event");
+    };
+    assert_eq!(
+        event
+            .lookup("fields.huge")
+            .and_then(|l| l.scalar_text().map(str::to_owned))
+            .as_deref(),
+        Some("1e400")
+    );
 }
