@@ -19,7 +19,12 @@ impl Runner {
     /// the command [`Runner::start`] spawns, for a test that must set more
     /// (a umask, a user).
     pub fn command(config: &Path) -> Command {
-        let mut command = Command::new(bin());
+        Runner::command_of(Path::new(bin()), config)
+    }
+
+    /// [`Runner::command`] of another copy of the binary.
+    pub fn command_of(binary: &Path, config: &Path) -> Command {
+        let mut command = Command::new(binary);
         command
             .args(["--config", &config.to_string_lossy(), "run"])
             .env_remove("NOTIFY_SOCKET")
