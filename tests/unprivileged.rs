@@ -31,7 +31,7 @@ fn chown(path: &Path, uid: u32) {
 /// The binary, where `USER` can run it: in place when it can, else a copy
 /// in `dir` (a checkout under /root is closed to other users).
 fn binary_for_user(dir: &Path) -> PathBuf {
-    let reachable = Cli::new(&["--version"]).as_user(USER).run().success();
+    let reachable = Cli::new(&["--version"]).user(USER).run().success();
     if reachable {
         return PathBuf::from(bin());
     }
@@ -158,7 +158,7 @@ fn an_unprivileged_runner_takes_a_config_of_its_own_or_roots_and_refuses_others(
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let check = || {
         let ran = Cli::of(&binary, &["--config", &path.to_string_lossy(), "check"])
-            .as_user(USER)
+            .user(USER)
             .run();
         (ran.code(), format!("{}{}", ran.stdout, ran.stderr))
     };

@@ -97,7 +97,7 @@ impl Cli {
     }
 
     /// Runs as `uid` (and the group of the same number), from `/`.
-    pub fn as_user(mut self, uid: u32) -> Cli {
+    pub fn user(mut self, uid: u32) -> Cli {
         self.command.current_dir("/").uid(uid).gid(uid);
         self
     }
