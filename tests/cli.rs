@@ -3,21 +3,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .envs(env.iter().copied())
-        .env("TRACIM_HOOKS_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// The binary once, logging warnings only.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
+    Cli::new(args).envs(env).log("warn").run()
 }
 
 /// The hooks of this config, their patterns, and the sample types they take.
@@ -60,10 +51,7 @@ fn test_run_on_every_sample_runs_exactly_the_matching_hooks() {
         .collect();
     let config = place.write_config(&hooks);
     let samples = all_fixtures();
-    let files: Vec<String> = samples
-        .iter()
-        .map(|(name, _)| format!("{}/src/samples/{name}", env!("CARGO_MANIFEST_DIR")))
-        .collect();
+    let files: Vec<String> = samples.iter().map(|(name, _)| fixture_path(name)).collect();
     let mut args = vec![
         "--config",
         config.to_str().unwrap(),
@@ -77,8 +65,8 @@ fn test_run_on_every_sample_runs_exactly_the_matching_hooks() {
     assert!(
         output.status.success(),
         "{}\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
+        output.stdout,
+        output.stderr
     );
 
     let mut expected_runs = Vec::new();
@@ -119,7 +107,7 @@ fn test_run_on_every_sample_runs_exactly_the_matching_hooks() {
     ran.sort();
     expected_runs.sort();
     assert_eq!(ran, expected_runs);
-    let stdout = text(&output.stdout);
+    let stdout = output.stdout;
     assert_eq!(
         stdout.matches("ran ").count(),
         expected_runs.len(),
@@ -148,8 +136,8 @@ fn test_without_run_shows_command_variables_and_stdin() {
         env!("CARGO_MANIFEST_DIR")
     );
     let output = run(&["--config", config.to_str().unwrap(), "test", &wire], &[]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", output.stderr);
+    let stdout = output.stdout;
     assert!(stdout.contains("event 2 mention.created"), "{stdout}");
     assert!(stdout.contains("RUN   show"), "{stdout}");
     assert!(
@@ -170,32 +158,24 @@ fn test_reads_stdin_and_fails_on_bad_input_or_failed_hooks() {
     let place = Place::new();
     let config = place.write_config("[[hook]]\nname = \"fails\"\non = \"*\"\nrun = \"exit 3\"\n");
     let config = config.to_str().unwrap();
-    let mut child = Command::new(bin())
-        .args(["--config", config, "test", "--run", "-"])
-        .env("TRACIM_HOOKS_LOG", "error")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(fixture("tag.created.json").as_bytes())
-            .unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = Cli::new(&["--config", config, "test", "--run", "-"])
+        .log("error")
+        .stdin(fixture("tag.created.json"))
+        .run();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stdout).contains("ran fails for event 115: exit code 3"),
+        output
+            .stdout
+            .contains("ran fails for event 115: exit code 3"),
         "{}",
-        text(&output.stdout)
+        output.stdout
     );
     assert!(
-        text(&output.stderr).contains("hook `fails` failed for event 115: exit code 3"),
+        output
+            .stderr
+            .contains("hook `fails` failed for event 115: exit code 3"),
         "{}",
-        text(&output.stderr)
+        output.stderr
     );
 
     let bad = place.path().join("bad.json");
@@ -203,16 +183,18 @@ fn test_reads_stdin_and_fails_on_bad_input_or_failed_hooks() {
     let output = run(&["--config", config, "test", bad.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("bad.json: not a Tracim event: missing field `event_type`"),
+        output
+            .stderr
+            .contains("bad.json: not a Tracim event: missing field `event_type`"),
         "{}",
-        text(&output.stderr)
+        output.stderr
     );
     let output = run(&["--config", config, "test", "/nonexistent.json"], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("/nonexistent.json: No such file"),
+        output.stderr.contains("/nonexistent.json: No such file"),
         "{}",
-        text(&output.stderr)
+        output.stderr
     );
 }
 
@@ -221,8 +203,8 @@ fn check_lists_hooks_and_points_at_mistakes() {
     let place = Place::new();
     let config = place.write_config(&recording_hook("rec", "\"content.*\"", Path::new("/tmp")));
     let output = run(&["--config", config.to_str().unwrap(), "check"], &[]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", output.stderr);
+    let stdout = output.stdout;
     assert!(stdout.contains("ok, 1 hook\n"), "{stdout}");
     assert!(stdout.contains("hook `rec`"), "{stdout}");
     assert!(stdout.contains("on:      content.*"), "{stdout}");
@@ -237,18 +219,19 @@ fn check_lists_hooks_and_points_at_mistakes() {
     let output = run(&["--config", typo.to_str().unwrap(), "check"], &[]);
     assert!(output.status.success());
     assert!(
-        text(&output.stdout)
+        output
+            .stdout
             .contains("warning: `mentions.created` matches no event type Tracim sends today"),
         "{}",
-        text(&output.stdout)
+        output.stdout
     );
-    assert!(!text(&output.stdout).contains("`tag.*` matches no"));
+    assert!(!output.stdout.contains("`tag.*` matches no"));
 
     let broken = "[defaults]\ntimeout = \"soon\"\n\n[[hook]]\nname = \"x\"\non = \"a[\"\nrun = \"true\"\nexec = [\"true\"]\n";
     let path = place.write_raw_config(broken);
     let output = run(&["--config", path.to_str().unwrap(), "check"], &[]);
     assert_eq!(output.status.code(), Some(1));
-    let stderr = text(&output.stderr);
+    let stderr = output.stderr;
     let p = path.display();
     assert!(
         stderr.contains(&format!("{p}:2:11: invalid duration `soon`")),
@@ -276,21 +259,25 @@ fn the_config_location_follows_flag_then_variable_then_config_dir() {
     ];
     // init writes to the config dir, refuses to overwrite, and check then passes.
     let output = run(&["init"], &env);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.status.success(), "{}", output.stderr);
     let written = xdg.join("tracim-hooks/hooks.toml");
-    assert!(text(&output.stdout).contains(&written.display().to_string()));
-    assert!(text(&output.stdout).contains("tracim-hooks check"));
+    assert!(output.stdout.contains(&written.display().to_string()));
+    assert!(output.stdout.contains("tracim-hooks check"));
     let output = run(&["init"], &env);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("already exists"),
+        output.stderr.contains("already exists"),
         "{}",
-        text(&output.stderr)
+        output.stderr
     );
     assert!(run(&["init", "--force"], &env).status.success());
     let output = run(&["check"], &env);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(text(&output.stdout).starts_with(&format!("{}: ok", written.display())));
+    assert!(output.status.success(), "{}", output.stderr);
+    assert!(
+        output
+            .stdout
+            .starts_with(&format!("{}: ok", written.display()))
+    );
 
     // $TRACIM_HOOKS_CONFIG wins over the config dir, --config over both.
     let other =
@@ -298,13 +285,9 @@ fn the_config_location_follows_flag_then_variable_then_config_dir() {
     let mut env_var = env.to_vec();
     env_var.push(("TRACIM_HOOKS_CONFIG", other.to_str().unwrap()));
     let output = run(&["check"], &env_var);
-    assert!(
-        text(&output.stdout).contains("via-var"),
-        "{}",
-        text(&output.stdout)
-    );
+    assert!(output.stdout.contains("via-var"), "{}", output.stdout);
     let output = run(&["--config", written.to_str().unwrap(), "check"], &env_var);
-    assert!(!text(&output.stdout).contains("via-var"));
+    assert!(!output.stdout.contains("via-var"));
     assert!(output.status.success());
 }
 
@@ -314,10 +297,10 @@ fn demo_runs_every_sample_and_exits_zero() {
     assert!(
         output.status.success(),
         "{}\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
+        output.stdout,
+        output.stderr
     );
-    let stdout = text(&output.stdout);
+    let stdout = output.stdout;
     assert!(
         stdout.contains("18 events delivered, 18 hook runs, 0 failed"),
         "{stdout}"
@@ -336,12 +319,15 @@ fn no_command_means_run() {
     let output = run(&["--config", config.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("socket must be an absolute path"),
+        output.stderr.contains("socket must be an absolute path"),
         "{}",
-        text(&output.stderr)
+        output.stderr
     );
     let help = run(&["--help"], &[]);
-    assert!(text(&help.stdout).contains("Register with the TracimDaemon and run hooks"));
+    assert!(
+        help.stdout
+            .contains("Register with the TracimDaemon and run hooks")
+    );
 }
 
 #[test]
@@ -381,8 +367,7 @@ skip_own = true
 run = "true"
 "#,
     );
-    let fixtures = format!("{}/src/samples", env!("CARGO_MANIFEST_DIR"));
-    let file = |name: &str| format!("{fixtures}/{name}");
+    let file = fixture_path;
     let output = run(
         &[
             "--config",
@@ -397,8 +382,8 @@ run = "true"
         ],
         &[],
     );
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", output.stderr);
+    let stdout = output.stdout;
     let expected = [
         "event 107 content.created.file",
         "  skip  engineering-notes: event type matches none of on = [\"content.*.html-document\"]",
@@ -447,14 +432,11 @@ cwd = "{out}"
             config.to_str().unwrap(),
             "test",
             "--run",
-            &format!(
-                "{}/src/samples/tag.created.json",
-                env!("CARGO_MANIFEST_DIR")
-            ),
+            &fixture_path("tag.created.json"),
         ],
         &[],
     );
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.status.success(), "{}", output.stderr);
     // No shell between the runner and an exec hook: `$HOME`, the space and the
     // `*` arrive as written.
     assert_eq!(

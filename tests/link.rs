@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use tracim_daemon_sdk::protocol::{Envelope, Message};
 
-const SHORT: Duration = Duration::from_secs(10);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_bytes_are_what_the_daemon_expects() {
     let place = Place::new();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config("");
     let runner = place.runner();
     assert!(
@@ -49,7 +47,7 @@ async fn registration_bytes_are_what_the_daemon_expects() {
 async fn every_sample_reaches_its_hooks_the_large_note_whole() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config(
         &[
             recording_hook("all", "\"*\"", &out),
@@ -94,7 +92,7 @@ async fn every_sample_reaches_its_hooks_the_large_note_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pong_is_fast_while_every_slot_is_busy() {
     let place = Place::new();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config(
         r#"
 [defaults]
@@ -147,7 +145,7 @@ run = "sleep 30"
 async fn a_restarted_daemon_gets_us_back_and_events_flow_again() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config(&recording_hook("all", "\"*\"", &out));
     let runner = place.runner();
     assert!(sim.wait_for_client(&place.socket(), SHORT).await);
@@ -188,7 +186,7 @@ async fn a_daemon_that_starts_later_is_waited_for() {
     );
     // Several attempts fail meanwhile; the waiting is said once.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     assert!(
         sim.wait_for_client(&place.socket(), Duration::from_secs(5))
             .await,
@@ -272,7 +270,7 @@ async fn silence_and_being_forgotten_both_lead_to_registering_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_unregisters_and_removes_the_socket() {
     let place = Place::new();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config("");
     let mut runner = place.runner();
     assert!(sim.wait_for_client(&place.socket(), SHORT).await);
@@ -300,7 +298,7 @@ async fn sigterm_unregisters_and_removes_the_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_is_refused_and_a_stale_socket_replaced() {
     let place = Place::new();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config("");
     let first = place.runner();
     assert!(sim.wait_for_client(&place.socket(), SHORT).await);
@@ -344,7 +342,7 @@ async fn the_socket_is_the_users_alone() {
 async fn events_reach_hooks_in_the_order_the_daemon_sent_them() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config(&format!(
         "[[hook]]\nname = \"ordered\"\non = \"*\"\nmode = \"serial\"\nrun = 'echo $TRACIM_EVENT_ID >> \"{}/ids\"'\n",
         out.display()

@@ -11,8 +11,6 @@ use common::*;
 use tracim_daemon_sdk::protocol::Message;
 use tracim_daemon_sdk::sim::{SimDaemon, SimOptions};
 
-const SHORT: Duration = Duration::from_secs(10);
-
 /// A copy of `fixture` with another event id (every fixture's id is unique).
 fn with_id(fixture_name: &str, old_id: u64, id: u64) -> String {
     let text = fixture(fixture_name);
@@ -48,7 +46,7 @@ async fn reload(runner: &Runner, n: usize) {
 async fn a_reload_whose_new_socket_cannot_be_bound_keeps_the_whole_old_config() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config(&recording_hook("old", "\"*\"", &out));
     let runner = place.runner();
     assert!(sim.wait_for_client(&place.socket(), SHORT).await);
@@ -91,7 +89,7 @@ async fn a_reload_whose_new_socket_cannot_be_bound_keeps_the_whole_old_config() 
 async fn a_reload_applies_new_defaults_to_the_next_runs() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     let hook = recording_hook("all", "\"*\"", &out);
     place.write_config(&hook);
     let runner = place.runner();
@@ -132,7 +130,7 @@ async fn an_event_delivered_twice_runs_once() {
     // daemon sends. The runner must run each event once however often it comes.
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     // Serial: runs happen in arrival order, so once the last event has run,
     // a second run of the first would already be on record.
     place.write_config(&format!(

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const SHORT: Duration = Duration::from_secs(10);
-
 /// Plays systemd's side of sd_notify: a datagram socket collecting what the
 /// runner says.
 struct FakeSystemd {
@@ -77,7 +75,7 @@ async fn notify_sequence_ready_status_reload_stopping() {
     );
     assert!(place.socket().exists(), "READY=1 before the socket listens");
 
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     let registered = systemd.wait(ready, "STATUS=registered with").await;
     assert!(systemd.seen[registered].contains(&format!("{}, 1 hooks", place.master().display())));
     assert!(sim.wait_for_client(&place.socket(), SHORT).await);
@@ -141,7 +139,7 @@ async fn watchdog_pings_at_half_the_interval_and_nothing_without_notify_socket()
 async fn a_valid_edit_takes_effect_on_sighup_a_broken_one_keeps_the_old_hooks() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     let old = recording_hook("old", "\"*\"", &out);
     place.write_config(&old);
     let runner = place.runner();
@@ -205,7 +203,7 @@ async fn a_valid_edit_takes_effect_on_sighup_a_broken_one_keeps_the_old_hooks() 
 async fn no_event_is_lost_or_run_twice_across_reloads() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     let hook = format!(
         "[[hook]]\nname = \"count\"\non = \"*\"\nrun = 'echo $TRACIM_EVENT_ID >> \"{}/ids\"'\n",
         out.display()
@@ -265,7 +263,7 @@ async fn no_event_is_lost_or_run_twice_across_reloads() {
 async fn a_new_socket_path_takes_effect_by_registering_again() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     let hook = recording_hook("all", "\"*\"", &out);
     place.write_config(&hook);
     let runner = place.runner();
@@ -300,7 +298,7 @@ async fn a_new_socket_path_takes_effect_by_registering_again() {
 async fn logs_are_plain_for_the_journal_and_keep_payloads_below_debug() {
     let place = Place::new();
     let out = place.out();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     place.write_config(&recording_hook("all", "\"*\"", &out));
     let runner = Runner::start(
         &place.config_path(),
@@ -328,7 +326,7 @@ async fn logs_are_plain_for_the_journal_and_keep_payloads_below_debug() {
 async fn a_new_master_socket_takes_effect_by_leaving_the_old_daemon() {
     let place = Place::new();
     let out = place.out();
-    let first = place.sim(Duration::from_secs(30)).await;
+    let first = place.sim(NO_PINGS).await;
     let second_master = place.path().join("second.sock");
     let second = tracim_daemon_sdk::sim::SimDaemon::start(&second_master, Default::default())
         .await

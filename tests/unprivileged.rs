@@ -9,13 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use serde_json::json;
 use tracim_daemon_sdk::sim::event_message;
-
-const SHORT: Duration = Duration::from_secs(10);
 
 /// The unprivileged user the runner runs as: a uid no account has, so that
 /// nothing else on the machine is it. Another user, to be refused.
@@ -34,14 +31,7 @@ fn chown(path: &Path, uid: u32) {
 /// The binary, where `USER` can run it: in place when it can, else a copy
 /// in `dir` (a checkout under /root is closed to other users).
 fn binary_for_user(dir: &Path) -> PathBuf {
-    let reachable = Command::new(bin())
-        .arg("--version")
-        .uid(USER)
-        .gid(USER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let reachable = Cli::new(&["--version"]).user(USER).run().success();
     if reachable {
         return PathBuf::from(bin());
     }
@@ -49,19 +39,6 @@ fn binary_for_user(dir: &Path) -> PathBuf {
     std::fs::copy(bin(), &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     copy
-}
-
-/// `tracim-hooks` as `USER`, with `args`.
-fn command_as_user(binary: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(binary);
-    command
-        .args(args)
-        .env_remove("NOTIFY_SOCKET")
-        .current_dir("/")
-        .uid(USER)
-        .gid(USER)
-        .stdin(Stdio::null());
-    command
 }
 
 /// A place `USER` owns: the directory, its `out`, and room for the socket.
@@ -116,27 +93,7 @@ fn send_as(uid: u32, socket: &Path, message: &[u8]) {
 }
 
 fn event(place: &Place, id: u64) -> Vec<u8> {
-    let tlm = json!({"event_id": id, "event_type": "content.created.file", "fields": {}});
-    event_message(&place.master(), &tlm.to_string())
-}
-
-/// The runner as `USER`, killed on drop.
-struct UserRunner {
-    child: std::process::Child,
-    log: PathBuf,
-}
-
-impl UserRunner {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for UserRunner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    event_message(&place.master(), &tlm(id, "content.created.file", json!({})))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,25 +103,10 @@ async fn an_unprivileged_runner_takes_its_own_user_and_root_and_refuses_others()
     let binary = binary_for_user(place.path());
     place.write_config(&recording_hook("all", "\"*\"", &out));
     chown(&place.config_path(), USER);
-    let log = place.path().join("runner.log");
-    let child = command_as_user(
-        &binary,
-        &["--config", &place.config_path().to_string_lossy(), "run"],
-    )
-    .env(
-        "TRACIM_HOOKS_LOG",
-        "tracim_hooks=debug,tracim_daemon_sdk=debug",
-    )
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).unwrap())
-    .spawn()
-    .unwrap();
-    let runner = UserRunner { child, log };
-    assert!(
-        wait_for(SHORT, || runner.log().contains("tracim-hooks running")).await,
-        "{}",
-        runner.log()
-    );
+    let mut command = Runner::command_of(&binary, &place.config_path());
+    command.current_dir("/").uid(USER).gid(USER);
+    let runner = Runner::spawn(command, place.path());
+    runner.wait_running(&place).await;
     let socket = place.socket();
     let meta = std::fs::metadata(&socket).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), USER);
@@ -215,18 +157,10 @@ fn an_unprivileged_runner_takes_a_config_of_its_own_or_roots_and_refuses_others(
     let path = place.config_path();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let check = || {
-        let out = command_as_user(&binary, &["--config", &path.to_string_lossy(), "check"])
-            .env_remove("TRACIM_HOOKS_LOG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        let ran = Cli::of(&binary, &["--config", &path.to_string_lossy(), "check"])
+            .user(USER)
+            .run();
+        (ran.code(), format!("{}{}", ran.stdout, ran.stderr))
     };
     for (owner, taken) in [(USER, true), (0, true), (OTHER, false)] {
         chown(&path, owner);

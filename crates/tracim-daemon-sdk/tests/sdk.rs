@@ -9,12 +9,10 @@ use common::*;
 use tracim_daemon_sdk::client::{Client, ClientConfig, ClientState};
 use tracim_daemon_sdk::protocol::{Envelope, Message};
 
-const SHORT: Duration = Duration::from_secs(10);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_registers_asks_and_receives() {
     let place = Place::new();
-    let sim = place.sim(Duration::from_secs(30)).await;
+    let sim = place.sim(NO_PINGS).await;
     let mut config = ClientConfig::new(place.master(), place.socket());
     config.watch_interval = Duration::from_millis(50);
     let (mut client, mut incoming) = Client::start(config).await.unwrap();

@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use tracim_daemon_sdk::sim::{SimDaemon, SimOptions};
 
+/// How long to wait for something that should come soon: only a hang reaches it.
+pub const SHORT: Duration = Duration::from_secs(10);
+
+/// A ping interval the tests never reach: the simulated daemon stays quiet.
+pub const NO_PINGS: Duration = Duration::from_secs(30);
+
 /// A sample TLM from tests/fixtures.
 pub fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -1,0 +1,148 @@
+//! Statistics, formatting, and what /proc tells of the machine and a process.
+
+use crate::*;
+
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+pub(crate) fn median_duration(values: &[Duration]) -> Option<Duration> {
+    let m = median(&values.iter().map(Duration::as_secs_f64).collect::<Vec<_>>());
+    m.is_finite().then(|| Duration::from_secs_f64(m))
+}
+
+/// p50, p99 and the maximum of a set of samples (nearest rank).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Spread {
+    pub(crate) p50: Option<Duration>,
+    pub(crate) p99: Option<Duration>,
+    pub(crate) max: Option<Duration>,
+}
+
+pub(crate) fn spread(mut samples: Vec<Duration>) -> Spread {
+    samples.sort_unstable();
+    let rank = |p: f64| {
+        let r = (p / 100.0 * samples.len() as f64).ceil() as usize;
+        samples.get(r.clamp(1, samples.len().max(1)) - 1).copied()
+    };
+    Spread {
+        p50: rank(50.0),
+        p99: rank(99.0),
+        max: samples.last().copied(),
+    }
+}
+
+/// The median over repetitions of each percentile.
+pub(crate) fn median_spread(reps: &[Spread]) -> Spread {
+    let of = |f: fn(&Spread) -> Option<Duration>| {
+        median_duration(&reps.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    Spread {
+        p50: of(|s| s.p50),
+        p99: of(|s| s.p99),
+        max: of(|s| s.max),
+    }
+}
+
+pub(crate) fn thousands(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    let digits = format!("{x:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(crate) fn dur(d: Option<Duration>) -> String {
+    match d {
+        None => "n/a".into(),
+        Some(d) if d < Duration::from_micros(10) => format!("{:.2} µs", d.as_secs_f64() * 1e6),
+        Some(d) if d < Duration::from_millis(1) => format!("{:.0} µs", d.as_secs_f64() * 1e6),
+        Some(d) => format!("{:.2} ms", d.as_secs_f64() * 1e3),
+    }
+}
+
+pub(crate) fn p50_p99(s: Spread) -> String {
+    format!("{} / {}", dur(s.p50), dur(s.p99))
+}
+
+pub(crate) fn mib(kib: Option<u64>) -> String {
+    kib.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
+pub(crate) fn list<T>(values: &[T], show: impl Fn(&T) -> String) -> String {
+    values.iter().map(show).collect::<Vec<_>>().join(", ")
+}
+
+/// A `VmRSS`/`VmHWM` line of a process's status, in KiB.
+pub(crate) fn proc_status(pid: u32, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// User + system CPU time of a process.
+pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime: fields 14 and 15, the 12th and 13th after the comm.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
+/// CPU time used between two readings, per event.
+pub(crate) fn cpu_per(
+    before: Option<Duration>,
+    after: Option<Duration>,
+    n: usize,
+) -> Option<Duration> {
+    Some(after?.saturating_sub(before?) / n.max(1) as u32)
+}
+
+/// CPU time stolen by the hypervisor, and all CPU time, in ticks since boot.
+pub(crate) fn steal_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map_while(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    Some((*ticks.get(7)?, ticks.iter().take(8).sum()))
+}
+
+pub(crate) fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map_or("unknown CPU".into(), |(_, m)| m.trim().to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpus} CPUs ({model}), Linux {}", kernel.trim())
+}
