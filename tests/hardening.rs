@@ -10,7 +10,6 @@ use common::*;
 use serde_json::json;
 use tracim_daemon_sdk::protocol::{AccountInfo, Envelope, Message};
 
-
 /// Starts the runner and waits until it is registered with the simulated daemon.
 async fn registered(place: &Place) -> Runner {
     let runner = place.runner();

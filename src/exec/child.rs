@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, warn};
 
-use super::{Exit, GROUP_GIVE_UP, GROUP_POLL, Limits, OUTPUT_DRAIN, Outcome, reaper};
+use super::{Exit, GROUP_GIVE_UP, GROUP_POLL, LEAVE_GRACE, Limits, OUTPUT_DRAIN, Outcome, reaper};
 
 /// A started process, leader of its own process group.
 pub struct Child {
@@ -211,6 +211,19 @@ async fn stop_group(pgid: libc::pid_t, grace: Duration) {
     reap_group_members(pgid);
     if !group_exists(pgid as u32) {
         return;
+    }
+    // Unless the run is being killed, leftovers on their way out of the group
+    // (into a session of their own) get LEAVE_GRACE to go before the group is
+    // signalled; those that exit meanwhile are reaped.
+    if !grace.is_zero() {
+        let until = Instant::now() + LEAVE_GRACE;
+        while Instant::now() < until {
+            tokio::time::sleep(GROUP_POLL).await;
+            reap_group_members(pgid);
+            if !group_exists(pgid as u32) {
+                return;
+            }
+        }
     }
     debug!(pgid, "stopping what the hook left in its process group");
     let start = Instant::now();

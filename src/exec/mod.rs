@@ -34,6 +34,10 @@ pub const MAX_RUN_OUTPUT: usize = 64 * 1024;
 const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// Polling step while waiting for a group to empty.
 const GROUP_POLL: Duration = Duration::from_millis(5);
+/// After the leader has exited on its own, how long what it left in its group
+/// may take to leave it (`setsid cmd &`: the child forks first and calls
+/// `setsid()` a moment later) before the rest of the group is signalled.
+const LEAVE_GRACE: Duration = Duration::from_millis(500);
 /// A group that survives SIGKILL this long is given up on (stuck in the kernel).
 const GROUP_GIVE_UP: Duration = Duration::from_secs(5);
 

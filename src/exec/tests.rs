@@ -264,3 +264,60 @@ async fn on_timeout_sigterm_reaches_the_whole_group_at_once() {
     assert_eq!(outcome.exit, Exit::Code(0));
     assert!(!group_exists(pgid));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_started_with_setsid_outlives_its_hook_every_time() {
+    // As in the review: another process keeps the second core busy, and the
+    // shell exits at once, before its child has reached setsid().
+    let mut busy = std::process::Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut survived = 0;
+    let mut pids = Vec::new();
+    for i in 0..100 {
+        let pidfile = dir.path().join(i.to_string());
+        let script = format!(
+            "setsid sh -c 'echo $$ > {}.tmp && mv {0}.tmp {0}; exec sleep 30' &",
+            pidfile.display()
+        );
+        let outcome = run(
+            &spec(&["sh", "-c", &script], None, Output::Null),
+            LIMITS,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        assert!(outcome.success(), "{outcome:?}");
+        // The run is over; its background process, in a session of its own,
+        // must be alive (it writes its pid once it runs there).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let pid = loop {
+            if let Ok(text) = std::fs::read_to_string(&pidfile) {
+                break text.trim().parse::<i32>().ok();
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        if let Some(pid) = pid {
+            // SAFETY: signal 0 only checks that the process exists.
+            if unsafe { libc::kill(pid, 0) } == 0 {
+                survived += 1;
+            }
+            pids.push(pid);
+        }
+    }
+    for pid in pids {
+        // SAFETY: kill on the test's own leftover sleep processes.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = busy.kill();
+    let _ = busy.wait();
+    assert_eq!(
+        survived, 100,
+        "only {survived} of 100 background processes outlived their hook"
+    );
+}
