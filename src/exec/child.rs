@@ -140,7 +140,10 @@ impl Child {
             Some(at) => limits.kill_after.saturating_sub(at.elapsed()),
             None => limits.kill_after,
         };
-        stop_group(self.pid, grace).await;
+        // Only a leader that ended by itself leaves a group whose members may be
+        // on their way out of it; after a timeout the group is being stopped.
+        let may_leave = sigterm_at.is_none() && !sigkilled;
+        stop_group(self.pid, grace, may_leave).await;
         if let Some(writer) = self.stdin_writer.take() {
             writer.abort();
         }
@@ -207,15 +210,15 @@ fn reap_group_members(pgid: libc::pid_t) {
 
 /// The leader has exited: whatever it left running in its group is stopped
 /// (SIGTERM, then SIGKILL after `grace`) and reaped.
-async fn stop_group(pgid: libc::pid_t, grace: Duration) {
+async fn stop_group(pgid: libc::pid_t, grace: Duration, may_leave: bool) {
     reap_group_members(pgid);
     if !group_exists(pgid as u32) {
         return;
     }
-    // Unless the run is being killed, leftovers on their way out of the group
-    // (into a session of their own) get LEAVE_GRACE to go before the group is
-    // signalled; those that exit meanwhile are reaped.
-    if !grace.is_zero() {
+    // Leftovers on their way out of the group (into a session of their own) get
+    // LEAVE_GRACE to go before the group is signalled; those that exit meanwhile
+    // are reaped.
+    if may_leave {
         let until = Instant::now() + LEAVE_GRACE;
         while Instant::now() < until {
             tokio::time::sleep(GROUP_POLL).await;
