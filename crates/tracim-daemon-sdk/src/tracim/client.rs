@@ -213,8 +213,15 @@ impl TracimClient {
             request
         };
         let is_session = matches!(self.inner.credentials, Credentials::Session { .. });
-        if is_session && self.session().key.is_none() {
-            self.log_in_unless_done(self.session().generation).await?;
+        if is_session {
+            // Read under the lock, used after it: the guard must not live across an await.
+            let (has_key, generation) = {
+                let session = self.session();
+                (session.key.is_some(), session.generation)
+            };
+            if !has_key {
+                self.log_in_unless_done(generation).await?;
+            }
         }
         let (response, generation) = self.send_once(what, build()).await?;
         if response.status() != StatusCode::UNAUTHORIZED {

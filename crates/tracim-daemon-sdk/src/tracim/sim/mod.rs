@@ -227,6 +227,15 @@ impl TracimSim {
         let mut state = self.shared.state();
         state.fail_next = n;
         state.fail_status = status;
+        state.fail_only = None;
+    }
+
+    /// Answers the next `n` requests to `endpoint` with `status`; others are served.
+    pub fn fail_next_on(&self, endpoint: Endpoint, n: u64, status: u16) {
+        let mut state = self.shared.state();
+        state.fail_next = n;
+        state.fail_status = status;
+        state.fail_only = Some(endpoint);
     }
 
     /// Stops listening (connections are refused) and drops every open connection.

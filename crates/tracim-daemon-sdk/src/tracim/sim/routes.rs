@@ -82,7 +82,7 @@ fn route(request: &Request, state: &mut State) -> Reply {
         _ => Endpoint::Other,
     };
     state.count(endpoint);
-    if state.fail_next > 0 {
+    if state.fail_next > 0 && state.fail_only.is_none_or(|only| only == endpoint) {
         state.fail_next -= 1;
         let status = state.fail_status;
         return Reply::Answer(Answer {

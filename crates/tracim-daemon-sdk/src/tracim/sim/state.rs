@@ -46,6 +46,7 @@ pub(crate) struct State {
     pub counts: HashMap<Endpoint, u64>,
     pub fail_next: u64,
     pub fail_status: u16,
+    pub fail_only: Option<Endpoint>,
     pub rng: StdRng,
 }
 
@@ -62,6 +63,7 @@ impl State {
             counts: HashMap::new(),
             fail_next: 0,
             fail_status: 503,
+            fail_only: None,
             rng,
         }
     }
