@@ -6,25 +6,52 @@ mod common;
 
 use common::*;
 use tracim_daemon_sdk::tracim::sim::Endpoint;
-use tracim_daemon_sdk::tracim::{Credentials, Login, Secret, TracimClient, TracimConfig, TracimError};
+use tracim_daemon_sdk::tracim::{
+    Credentials, Login, Secret, TracimClient, TracimConfig, TracimError,
+};
 
 #[tokio::test]
 async fn each_way_of_logging_in_says_who() {
     let sim = sim().await;
     let ways = [
         session(&sim),
-        Credentials::Session { login: Login::Email("hooks@example.org".into()), password: Secret::new(PASSWORD) },
-        Credentials::ApiKey { login: "hooks".into(), key: Secret::new(API_KEY) },
-        Credentials::ApiKey { login: "hooks@example.org".into(), key: Secret::new(API_KEY) },
-        Credentials::Basic { login: "hooks".into(), password: Secret::new(PASSWORD) },
-        Credentials::Basic { login: "hooks@example.org".into(), password: Secret::new(PASSWORD) },
+        Credentials::Session {
+            login: Login::Email("hooks@example.org".into()),
+            password: Secret::new(PASSWORD),
+        },
+        Credentials::ApiKey {
+            login: "hooks".into(),
+            key: Secret::new(API_KEY),
+        },
+        Credentials::ApiKey {
+            login: "hooks@example.org".into(),
+            key: Secret::new(API_KEY),
+        },
+        Credentials::Basic {
+            login: "hooks".into(),
+            password: Secret::new(PASSWORD),
+        },
+        Credentials::Basic {
+            login: "hooks@example.org".into(),
+            password: Secret::new(PASSWORD),
+        },
     ];
     for creds in ways {
         let kind = creds.kind();
         let client = client(&sim, creds);
-        let me = client.login().await.unwrap_or_else(|e| panic!("{kind}: {e}"));
-        assert_eq!((me.user_id, me.public_name.as_str()), (USER, "Hooks Bot"), "{kind}");
-        let again = client.whoami().await.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let me = client
+            .login()
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(
+            (me.user_id, me.public_name.as_str()),
+            (USER, "Hooks Bot"),
+            "{kind}"
+        );
+        let again = client
+            .whoami()
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(again, me);
     }
     // Two session logins, nothing else logged in.
@@ -37,10 +64,22 @@ async fn wrong_credentials_give_typed_errors_without_the_secret() {
     let sim = sim().await;
     let secret = "WRONG-hunter2";
     let cases = [
-        Credentials::Session { login: Login::Username("hooks".into()), password: Secret::new(secret) },
-        Credentials::Session { login: Login::Username("nobody".into()), password: Secret::new(secret) },
-        Credentials::ApiKey { login: "hooks".into(), key: Secret::new(secret) },
-        Credentials::Basic { login: "hooks".into(), password: Secret::new(secret) },
+        Credentials::Session {
+            login: Login::Username("hooks".into()),
+            password: Secret::new(secret),
+        },
+        Credentials::Session {
+            login: Login::Username("nobody".into()),
+            password: Secret::new(secret),
+        },
+        Credentials::ApiKey {
+            login: "hooks".into(),
+            key: Secret::new(secret),
+        },
+        Credentials::Basic {
+            login: "hooks".into(),
+            password: Secret::new(secret),
+        },
     ];
     for creds in cases {
         let kind = creds.kind();
@@ -61,15 +100,31 @@ async fn wrong_credentials_give_typed_errors_without_the_secret() {
         for text in [err.to_string(), format!("{err:?}")] {
             assert!(!text.contains(secret), "secret in {text}");
         }
-        assert!(err.to_string().contains("hooks") || err.to_string().contains("nobody"), "{err}");
+        assert!(
+            err.to_string().contains("hooks") || err.to_string().contains("nobody"),
+            "{err}"
+        );
     }
 }
 
 #[tokio::test]
 async fn api_key_refused_when_the_server_has_none() {
-    let sim = sim_with(tracim_daemon_sdk::tracim::sim::SimConfig { api_key: None, ..Default::default() }).await;
-    let client = client(&sim, Credentials::ApiKey { login: "hooks".into(), key: Secret::new(API_KEY) });
-    assert!(matches!(client.whoami().await, Err(TracimError::Unauthorized { .. })));
+    let sim = sim_with(tracim_daemon_sdk::tracim::sim::SimConfig {
+        api_key: None,
+        ..Default::default()
+    })
+    .await;
+    let client = client(
+        &sim,
+        Credentials::ApiKey {
+            login: "hooks".into(),
+            key: Secret::new(API_KEY),
+        },
+    );
+    assert!(matches!(
+        client.whoami().await,
+        Err(TracimError::Unauthorized { .. })
+    ));
 }
 
 #[tokio::test]
@@ -117,14 +172,20 @@ async fn unreachable_and_5xx_are_told_apart() {
         other => panic!("{other:?}"),
     }
     sim.go_down().await;
-    assert!(matches!(client.login().await, Err(TracimError::Unreachable { .. })));
+    assert!(matches!(
+        client.login().await,
+        Err(TracimError::Unreachable { .. })
+    ));
     sim.come_back().await.expect("listens again");
     assert_eq!(client.login().await.expect("back").user_id, USER);
 }
 
 #[test]
 fn bad_urls_and_ca_files_are_refused_clearly() {
-    let creds = Credentials::Basic { login: "hooks".into(), password: Secret::new(PASSWORD) };
+    let creds = Credentials::Basic {
+        login: "hooks".into(),
+        password: Secret::new(PASSWORD),
+    };
     let err = TracimClient::new(TracimConfig::new("tracim.example.org/api", creds.clone())).err();
     assert!(matches!(err, Some(TracimError::BadUrl { .. })), "{err:?}");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -134,6 +195,9 @@ fn bad_urls_and_ca_files_are_refused_clearly() {
         let mut config = TracimConfig::new("https://tracim.example.org/api", creds.clone());
         config.ca_file = Some(path.clone());
         let err = TracimClient::new(config).err();
-        assert!(matches!(err, Some(TracimError::CaFile { .. })), "{path:?}: {err:?}");
+        assert!(
+            matches!(err, Some(TracimError::CaFile { .. })),
+            "{path:?}: {err:?}"
+        );
     }
 }

@@ -11,7 +11,11 @@ use tracim_daemon_sdk::tracim::CatchUpLimits;
 use tracim_daemon_sdk::tracim::sim::{SimConfig, SimUser, Split};
 
 fn no_limits(page_size: u32) -> CatchUpLimits {
-    CatchUpLimits { max: usize::MAX, window: None, page_size }
+    CatchUpLimits {
+        max: usize::MAX,
+        window: None,
+        page_size,
+    }
 }
 
 fn two_users() -> SimConfig {
@@ -28,7 +32,11 @@ fn two_users() -> SimConfig {
 
 #[tokio::test]
 async fn pages_down_to_the_known_id_and_returns_exactly_what_follows_in_order() {
-    let sim = sim_with(SimConfig { split: Split::Random { max: 97 }, ..two_users() }).await;
+    let sim = sim_with(SimConfig {
+        split: Split::Random { max: 97 },
+        ..two_users()
+    })
+    .await;
     let mut mine = Vec::new();
     for i in 0..300u64 {
         // Gaps: other users' events and skipped ids take numbers of the global sequence.
@@ -42,7 +50,10 @@ async fn pages_down_to_the_known_id_and_returns_exactly_what_follows_in_order() 
     }
     let client = client(&sim, session(&sim));
     let after = mine[41];
-    let catch_up = client.events_after(USER, after, &no_limits(7)).await.expect("catch-up");
+    let catch_up = client
+        .events_after(USER, after, &no_limits(7))
+        .await
+        .expect("catch-up");
     let got: Vec<u64> = catch_up.events.iter().map(|e| e.event_id).collect();
     assert_eq!(got, mine[42..].to_vec());
     assert!(catch_up.reached_known);
@@ -52,20 +63,37 @@ async fn pages_down_to_the_known_id_and_returns_exactly_what_follows_in_order() 
     // The text is Tracim's, untouched: the same bytes as one page of the history shows.
     let newest = client.history_page(USER, 1, None).await.expect("page");
     assert_eq!(catch_up.events.last(), newest.items.first());
-    assert!(catch_up.events.iter().all(|e| e.tlm.contains(&format!("\"event_id\":{},", e.event_id))));
+    assert!(
+        catch_up
+            .events
+            .iter()
+            .all(|e| e.tlm.contains(&format!("\"event_id\":{},", e.event_id)))
+    );
 }
 
 #[tokio::test]
 async fn max_keeps_the_newest_and_reports_the_rest() {
     let sim = sim().await;
-    let ids: Vec<u64> = (0..50).map(|_| sim.publish(USER, "mention.created")).collect();
+    let ids: Vec<u64> = (0..50)
+        .map(|_| sim.publish(USER, "mention.created"))
+        .collect();
     let client = client(&sim, session(&sim));
-    let limits = CatchUpLimits { max: 20, window: None, page_size: 9 };
-    let catch_up = client.events_after(USER, ids[4], &limits).await.expect("catch-up");
+    let limits = CatchUpLimits {
+        max: 20,
+        window: None,
+        page_size: 9,
+    };
+    let catch_up = client
+        .events_after(USER, ids[4], &limits)
+        .await
+        .expect("catch-up");
     let got: Vec<u64> = catch_up.events.iter().map(|e| e.event_id).collect();
     assert_eq!(got, ids[30..].to_vec());
     let skipped = catch_up.skipped.expect("something skipped");
-    assert_eq!((skipped.count, skipped.over_max, skipped.too_old), (25, 25, 0));
+    assert_eq!(
+        (skipped.count, skipped.over_max, skipped.too_old),
+        (25, 25, 0)
+    );
     assert_eq!((skipped.first_id, skipped.last_id), (ids[5], ids[29]));
     assert!(catch_up.reached_known);
 }
@@ -75,22 +103,49 @@ async fn window_skips_the_old_ones_and_reports_them() {
     let sim = sim().await;
     let ten_days_ago = SystemTime::now() - Duration::from_secs(10 * 24 * 3600);
     let start = sim.publish(USER, "user.modified");
-    let old: Vec<u64> = (0..12).map(|_| sim.publish_at(USER, "content.modified.todo", ten_days_ago)).collect();
-    let new: Vec<u64> = (0..5).map(|_| sim.publish(USER, "content.created.thread")).collect();
+    let old: Vec<u64> = (0..12)
+        .map(|_| sim.publish_at(USER, "content.modified.todo", ten_days_ago))
+        .collect();
+    let new: Vec<u64> = (0..5)
+        .map(|_| sim.publish(USER, "content.created.thread"))
+        .collect();
     let client = client(&sim, session(&sim));
-    let limits = CatchUpLimits { max: 1000, window: Some(Duration::from_secs(7 * 24 * 3600)), page_size: 4 };
-    let catch_up = client.events_after(USER, start, &limits).await.expect("catch-up");
+    let limits = CatchUpLimits {
+        max: 1000,
+        window: Some(Duration::from_secs(7 * 24 * 3600)),
+        page_size: 4,
+    };
+    let catch_up = client
+        .events_after(USER, start, &limits)
+        .await
+        .expect("catch-up");
     let got: Vec<u64> = catch_up.events.iter().map(|e| e.event_id).collect();
     assert_eq!(got, new);
     let skipped = catch_up.skipped.expect("old ones skipped");
-    assert_eq!((skipped.count, skipped.too_old, skipped.over_max), (12, 12, 0));
+    assert_eq!(
+        (skipped.count, skipped.too_old, skipped.over_max),
+        (12, 12, 0)
+    );
     assert_eq!((skipped.first_id, skipped.last_id), (old[0], old[11]));
     // Both limits at once: the newest 3 kept, 2 over max, 12 too old.
     let limits = CatchUpLimits { max: 3, ..limits };
-    let catch_up = client.events_after(USER, start, &limits).await.expect("catch-up");
-    assert_eq!(catch_up.events.iter().map(|e| e.event_id).collect::<Vec<_>>(), new[2..].to_vec());
+    let catch_up = client
+        .events_after(USER, start, &limits)
+        .await
+        .expect("catch-up");
+    assert_eq!(
+        catch_up
+            .events
+            .iter()
+            .map(|e| e.event_id)
+            .collect::<Vec<_>>(),
+        new[2..].to_vec()
+    );
     let skipped = catch_up.skipped.expect("skipped");
-    assert_eq!((skipped.count, skipped.too_old, skipped.over_max), (14, 12, 2));
+    assert_eq!(
+        (skipped.count, skipped.too_old, skipped.over_max),
+        (14, 12, 2)
+    );
     assert_eq!((skipped.first_id, skipped.last_id), (old[0], new[1]));
 }
 
@@ -99,14 +154,25 @@ async fn nothing_new_is_one_page_and_a_lost_start_is_reported() {
     let sim = sim().await;
     let client = client(&sim, session(&sim));
     assert_eq!(client.newest_event_id(USER).await.expect("newest"), None);
-    let ids: Vec<u64> = (0..30).map(|_| sim.publish(USER, "reaction.created")).collect();
-    assert_eq!(client.newest_event_id(USER).await.expect("newest"), ids.last().copied());
-    let nothing = client.events_after(USER, ids[29], &no_limits(10)).await.expect("catch-up");
+    let ids: Vec<u64> = (0..30)
+        .map(|_| sim.publish(USER, "reaction.created"))
+        .collect();
+    assert_eq!(
+        client.newest_event_id(USER).await.expect("newest"),
+        ids.last().copied()
+    );
+    let nothing = client
+        .events_after(USER, ids[29], &no_limits(10))
+        .await
+        .expect("catch-up");
     assert!(nothing.events.is_empty() && nothing.reached_known && nothing.skipped.is_none());
     assert_eq!(nothing.pages, 1);
     // An id from before the history began: everything comes, and the caller is told the
     // history ended before reaching it.
-    let all = client.events_after(USER, 5, &no_limits(8)).await.expect("catch-up");
+    let all = client
+        .events_after(USER, 5, &no_limits(8))
+        .await
+        .expect("catch-up");
     assert_eq!(all.events.len(), 30);
     assert!(!all.reached_known);
 }

@@ -119,10 +119,17 @@ mod tests {
             login: Login::Email("hooks@example.org".into()),
             password: Secret::new("hunter2-very-secret"),
         };
-        let shown = format!("{creds:?} {} {}", Secret::new("hunter2-very-secret"), creds.login());
+        let shown = format!(
+            "{creds:?} {} {}",
+            Secret::new("hunter2-very-secret"),
+            creds.login()
+        );
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("hooks@example.org"));
-        let key = Credentials::ApiKey { login: "hooks".into(), key: Secret::new("k3y-s3cret") };
+        let key = Credentials::ApiKey {
+            login: "hooks".into(),
+            key: Secret::new("k3y-s3cret"),
+        };
         assert!(!format!("{key:?}").contains("k3y"));
     }
 }

@@ -99,12 +99,20 @@ impl TracimClient {
             // credentials to another place.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| TracimError::CaFile { path: path.clone(), reason: e.to_string() })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| TracimError::CaFile { path: path.clone(), reason: e.to_string() })?;
+            let pem = std::fs::read(path).map_err(|e| TracimError::CaFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| TracimError::CaFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             if certs.is_empty() {
-                return Err(TracimError::CaFile { path: path.clone(), reason: "no PEM certificate in it".into() });
+                return Err(TracimError::CaFile {
+                    path: path.clone(),
+                    reason: "no PEM certificate in it".into(),
+                });
             }
             builder = builder.tls_certs_merge(certs);
         }
@@ -138,10 +146,24 @@ impl TracimClient {
         }
     }
 
+    /// `POST /api/auth/logout`: ends the session (a cookie session logs in again on its
+    /// next request). Tracim closes every live stream of the user, wherever it is open.
+    pub async fn logout(&self) -> Result<(), TracimError> {
+        let what = "POST /api/auth/logout";
+        let response = self
+            .send(what, Method::POST, "/auth/logout", &[], true)
+            .await?;
+        check_status(what, response).await?;
+        self.session().key = None;
+        Ok(())
+    }
+
     /// `GET /api/auth/whoami`.
     pub async fn whoami(&self) -> Result<Whoami, TracimError> {
         let what = "GET /api/auth/whoami";
-        let response = self.send(what, Method::GET, "/auth/whoami", &[], true).await?;
+        let response = self
+            .send(what, Method::GET, "/auth/whoami", &[], true)
+            .await?;
         read_json(what, response).await
     }
 
@@ -163,26 +185,42 @@ impl TracimClient {
     ) -> Result<LiveStream, TracimError> {
         let what = "GET /api/users/{id}/live_messages";
         let path = format!("/users/{user_id}/live_messages");
-        let query: Vec<(&str, String)> = after_event_id.map(|id| ("after_event_id", id.to_string())).into_iter().collect();
+        let query: Vec<(&str, String)> = after_event_id
+            .map(|id| ("after_event_id", id.to_string()))
+            .into_iter()
+            .collect();
         // Only the answer's head is bounded by the request timeout here: the body is the
         // stream itself, bounded by the silence timeout instead.
-        let response = tokio::time::timeout(self.inner.request_timeout, self.send(what, Method::GET, &path, &query, false))
-            .await
-            .map_err(|_| TracimError::Protocol {
-                what,
-                reason: format!("no answer within {:?}", self.inner.request_timeout),
-            })??;
+        let response = tokio::time::timeout(
+            self.inner.request_timeout,
+            self.send(what, Method::GET, &path, &query, false),
+        )
+        .await
+        .map_err(|_| TracimError::Protocol {
+            what,
+            reason: format!("no answer within {:?}", self.inner.request_timeout),
+        })??;
         let response = check_status(what, response).await?;
-        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !content_type.starts_with("text/event-stream") {
-            return Err(TracimError::Protocol { what, reason: format!("content type {content_type:?}, not text/event-stream") });
+            return Err(TracimError::Protocol {
+                what,
+                reason: format!("content type {content_type:?}, not text/event-stream"),
+            });
         }
         Ok(LiveStream::new(response, options))
     }
 
     fn session(&self) -> MutexGuard<'_, Session> {
         // A panic while holding this lock leaves a consistent `Session`: take it over.
-        self.inner.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends a request with the credentials; with a session, logs in first if needed and
@@ -195,8 +233,13 @@ impl TracimClient {
         query: &[(&str, String)],
         bounded: bool,
     ) -> Result<Response, TracimError> {
-        let mut url = reqwest::Url::parse(&format!("{}{}", self.inner.base, path))
-            .map_err(|e| TracimError::BadUrl { url: self.inner.base.clone(), reason: e.to_string() })?;
+        let mut url =
+            reqwest::Url::parse(&format!("{}{}", self.inner.base, path)).map_err(|e| {
+                TracimError::BadUrl {
+                    url: self.inner.base.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -243,9 +286,16 @@ impl TracimClient {
         })
     }
 
-    async fn send_once(&self, what: &'static str, request: RequestBuilder) -> Result<(Response, u64), TracimError> {
+    async fn send_once(
+        &self,
+        what: &'static str,
+        request: RequestBuilder,
+    ) -> Result<(Response, u64), TracimError> {
         let (request, generation) = self.authorize(request);
-        let response = request.send().await.map_err(|source| TracimError::Unreachable { what, source })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|source| TracimError::Unreachable { what, source })?;
         self.take_session_cookie(&response);
         Ok((response, generation))
     }
@@ -271,7 +321,9 @@ impl TracimClient {
                 }
                 (request.header("Tracim-Api-Login", login.as_str()), 0)
             }
-            Credentials::Basic { login, password } => (request.basic_auth(login, Some(password.expose())), 0),
+            Credentials::Basic { login, password } => {
+                (request.basic_auth(login, Some(password.expose())), 0)
+            }
         }
     }
 
@@ -295,7 +347,9 @@ impl TracimClient {
             }
         }
         match &self.inner.credentials {
-            Credentials::Session { login, password } => self.post_login(login, password).await.map(|_| ()),
+            Credentials::Session { login, password } => {
+                self.post_login(login, password).await.map(|_| ())
+            }
             _ => Ok(()),
         }
     }
@@ -303,7 +357,8 @@ impl TracimClient {
     /// `POST /api/auth/login`; the caller holds `login_lock`.
     async fn post_login(&self, login: &Login, password: &Secret) -> Result<Whoami, TracimError> {
         let what = "POST /api/auth/login";
-        let body = serde_json::json!({ login.field(): login.as_str(), "password": password.expose() });
+        let body =
+            serde_json::json!({ login.field(): login.as_str(), "password": password.expose() });
         let response = self
             .inner
             .http
@@ -317,12 +372,18 @@ impl TracimClient {
             .map_err(|source| TracimError::Unreachable { what, source })?;
         let status = response.status();
         if matches!(status.as_u16(), 400 | 401 | 403) {
-            return Err(TracimError::LoginRefused { login: login.to_string(), status: status.as_u16() });
+            return Err(TracimError::LoginRefused {
+                login: login.to_string(),
+                status: status.as_u16(),
+            });
         }
         let key = session_cookie(&response);
         let whoami: Whoami = read_json(what, response).await?;
         let Some(key) = key else {
-            return Err(TracimError::Protocol { what, reason: format!("no {SESSION_COOKIE} cookie in the answer") });
+            return Err(TracimError::Protocol {
+                what,
+                reason: format!("no {SESSION_COOKIE} cookie in the answer"),
+            });
         };
         let mut session = self.session();
         session.key = Some(key);
@@ -334,16 +395,28 @@ impl TracimClient {
 
 /// `url` must be http(s); the result has no trailing slash.
 fn normalize_base(url: &str) -> Result<String, TracimError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| TracimError::BadUrl { url: url.into(), reason: e.to_string() })?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| TracimError::BadUrl {
+        url: url.into(),
+        reason: e.to_string(),
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(TracimError::BadUrl { url: url.into(), reason: "not http or https".into() });
+        return Err(TracimError::BadUrl {
+            url: url.into(),
+            reason: "not http or https".into(),
+        });
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         // Credentials in the URL would end up in error messages: refuse them there.
-        return Err(TracimError::BadUrl { url: "(redacted: it holds credentials)".into(), reason: "credentials belong in the config, not the URL".into() });
+        return Err(TracimError::BadUrl {
+            url: "(redacted: it holds credentials)".into(),
+            reason: "credentials belong in the config, not the URL".into(),
+        });
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(TracimError::BadUrl { url: url.into(), reason: "a query or fragment has no place in the API's base URL".into() });
+        return Err(TracimError::BadUrl {
+            url: url.into(),
+            reason: "a query or fragment has no place in the API's base URL".into(),
+        });
     }
     Ok(parsed.as_str().trim_end_matches('/').to_string())
 }
@@ -358,15 +431,23 @@ fn sensitive(value: &str) -> Option<HeaderValue> {
 /// cookie jar: the key is a secret (kept in a [`Secret`]), and the client must know
 /// whether it has a session at all.
 fn session_cookie(response: &Response) -> Option<Secret> {
-    response.headers().get_all(SET_COOKIE).iter().find_map(|header| {
-        let pair = header.to_str().ok()?.split(';').next()?;
-        let (name, value) = pair.split_once('=')?;
-        (name.trim() == SESSION_COOKIE && !value.trim().is_empty()).then(|| Secret::new(value.trim()))
-    })
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .find_map(|header| {
+            let pair = header.to_str().ok()?.split(';').next()?;
+            let (name, value) = pair.split_once('=')?;
+            (name.trim() == SESSION_COOKIE && !value.trim().is_empty())
+                .then(|| Secret::new(value.trim()))
+        })
 }
 
 /// Turns any status but 2xx into an error, with Tracim's own message when it sent one.
-pub(crate) async fn check_status(what: &'static str, response: Response) -> Result<Response, TracimError> {
+pub(crate) async fn check_status(
+    what: &'static str,
+    response: Response,
+) -> Result<Response, TracimError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -376,16 +457,31 @@ pub(crate) async fn check_status(what: &'static str, response: Response) -> Resu
         message: Option<String>,
     }
     let message = match response.bytes().await {
-        Ok(body) => serde_json::from_slice::<TracimErrorBody>(&body).ok().and_then(|b| b.message),
+        Ok(body) => serde_json::from_slice::<TracimErrorBody>(&body)
+            .ok()
+            .and_then(|b| b.message),
         Err(_) => None,
     };
-    Err(TracimError::Status { what, status: status.as_u16(), message })
+    Err(TracimError::Status {
+        what,
+        status: status.as_u16(),
+        message,
+    })
 }
 
-pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(what: &'static str, response: Response) -> Result<T, TracimError> {
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    response: Response,
+) -> Result<T, TracimError> {
     let response = check_status(what, response).await?;
-    let body = response.bytes().await.map_err(|source| TracimError::Unreachable { what, source })?;
-    serde_json::from_slice(&body).map_err(|e| TracimError::Protocol { what, reason: e.to_string() })
+    let body = response
+        .bytes()
+        .await
+        .map_err(|source| TracimError::Unreachable { what, source })?;
+    serde_json::from_slice(&body).map_err(|e| TracimError::Protocol {
+        what,
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -394,11 +490,23 @@ mod tests {
 
     #[test]
     fn base_urls() {
-        assert_eq!(normalize_base("https://t.example.org/api/").ok().as_deref(), Some("https://t.example.org/api"));
-        assert_eq!(normalize_base("http://127.0.0.1:8080/api").ok().as_deref(), Some("http://127.0.0.1:8080/api"));
+        assert_eq!(
+            normalize_base("https://t.example.org/api/").ok().as_deref(),
+            Some("https://t.example.org/api")
+        );
+        assert_eq!(
+            normalize_base("http://127.0.0.1:8080/api").ok().as_deref(),
+            Some("http://127.0.0.1:8080/api")
+        );
         assert!(normalize_base("ftp://t.example.org/api").is_err());
         assert!(normalize_base("not a url").is_err());
-        let err = normalize_base("https://bob:hunter2@t.example.org/api").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("credentials") && !err.contains("hunter2"), "{err}");
+        let err = normalize_base("https://bob:hunter2@t.example.org/api")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("credentials") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 }

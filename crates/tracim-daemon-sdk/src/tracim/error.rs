@@ -35,7 +35,9 @@ pub enum TracimError {
         source: reqwest::Error,
     },
     /// `POST /api/auth/login` refused the user name/email and password.
-    #[error("Tracim refused the login of {login:?} (HTTP {status}): wrong user name, email or password, or the account is disabled")]
+    #[error(
+        "Tracim refused the login of {login:?} (HTTP {status}): wrong user name, email or password, or the account is disabled"
+    )]
     LoginRefused {
         /// Who tried.
         login: String,
@@ -81,7 +83,10 @@ impl TracimError {
     /// True when the credentials were refused (retrying with the same ones is pointless
     /// until someone fixes them).
     pub fn is_auth(&self) -> bool {
-        matches!(self, TracimError::LoginRefused { .. } | TracimError::Unauthorized { .. })
+        matches!(
+            self,
+            TracimError::LoginRefused { .. } | TracimError::Unauthorized { .. }
+        )
     }
 }
 

@@ -51,7 +51,9 @@ mod tests {
         assert_eq!(ev.event_id, 110);
         assert_eq!(ev.tlm, text);
         assert_eq!(ev.created_unix(), Some(1_795_687_200));
-        let python = TlmEvent::from_json(r#"{"event_id":1,"created":"2026-11-26T10:00:00.511000+00:00"}"#.into());
+        let python = TlmEvent::from_json(
+            r#"{"event_id":1,"created":"2026-11-26T10:00:00.511000+00:00"}"#.into(),
+        );
         assert_eq!(python.expect("a TLM").created_unix(), Some(1_795_687_200));
         assert!(TlmEvent::from_json("{}".into()).is_err());
         assert!(TlmEvent::from_json("not json".into()).is_err());

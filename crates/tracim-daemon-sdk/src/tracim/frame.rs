@@ -35,7 +35,13 @@ pub(crate) struct TooLarge;
 
 impl Framer {
     pub(crate) fn new(max: usize) -> Self {
-        Self { buf: BytesMut::new(), scanned: 0, at_line_start: true, after_cr: false, max }
+        Self {
+            buf: BytesMut::new(),
+            scanned: 0,
+            at_line_start: true,
+            after_cr: false,
+            max,
+        }
     }
 
     /// Takes one read; appends to `out` every event block it completes, blank line included.
@@ -173,10 +179,15 @@ mod tests {
     const STREAM: &[u8] = b":Tracim Live Messages for user 1\n\nevent: stream-open\ndata:\n\ndata:{\"event_id\": 3}\n\nevent: message\ndata: {\"event_id\": 4}\n\nevent: keep-alive\ndata:\n\n";
 
     fn expected() -> Vec<(String, String)> {
-        [("stream-open", ""), ("message", "{\"event_id\": 3}"), ("message", "{\"event_id\": 4}"), ("keep-alive", "")]
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        [
+            ("stream-open", ""),
+            ("message", "{\"event_id\": 3}"),
+            ("message", "{\"event_id\": 4}"),
+            ("keep-alive", ""),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
     }
 
     #[test]
@@ -189,10 +200,16 @@ mod tests {
     #[test]
     fn crlf_and_cr_line_ends_at_every_split() {
         for eol in ["\r\n", "\r"] {
-            let text = String::from_utf8(STREAM.to_vec()).expect("utf8").replace('\n', eol);
+            let text = String::from_utf8(STREAM.to_vec())
+                .expect("utf8")
+                .replace('\n', eol);
             for split in 0..text.len() {
                 let (a, b) = text.as_bytes().split_at(split);
-                assert_eq!(events(frame(&[a, b], 1 << 20).expect("fits")), expected(), "eol {eol:?} split {split}");
+                assert_eq!(
+                    events(frame(&[a, b], 1 << 20).expect("fits")),
+                    expected(),
+                    "eol {eol:?} split {split}"
+                );
             }
         }
     }

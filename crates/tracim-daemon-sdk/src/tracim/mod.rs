@@ -16,7 +16,9 @@ mod stream;
 pub mod sim;
 
 pub use auth::{Credentials, Login, Secret};
-pub use client::{CatchUp, CatchUpLimits, HistoryPage, Skipped, TracimClient, TracimConfig, Whoami};
+pub use client::{
+    CatchUp, CatchUpLimits, HistoryPage, Skipped, TracimClient, TracimConfig, Whoami,
+};
 pub use error::{StreamEnd, TracimError};
 pub use event::TlmEvent;
 pub use stream::{LiveStream, StreamItem, StreamOptions};

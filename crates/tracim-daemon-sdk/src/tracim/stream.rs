@@ -23,7 +23,10 @@ pub struct StreamOptions {
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        Self { silence_timeout: Duration::from_secs(45), max_event_size: 64 * 1024 * 1024 }
+        Self {
+            silence_timeout: Duration::from_secs(45),
+            max_event_size: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -63,7 +66,10 @@ pub struct LiveStream {
 
 impl std::fmt::Debug for LiveStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveStream").field("url", self.response.url()).field("ended", &self.ended).finish()
+        f.debug_struct("LiveStream")
+            .field("url", self.response.url())
+            .field("ended", &self.ended)
+            .finish()
     }
 }
 
@@ -90,7 +96,8 @@ impl LiveStream {
             if self.ended {
                 return Err(StreamEnd::Closed);
             }
-            let read = tokio::time::timeout(self.options.silence_timeout, self.response.chunk()).await;
+            let read =
+                tokio::time::timeout(self.options.silence_timeout, self.response.chunk()).await;
             let chunk = match read {
                 Err(_) => return self.end(StreamEnd::Silent(self.options.silence_timeout)),
                 Ok(Err(e)) => return self.end(StreamEnd::Transport(e)),
@@ -99,7 +106,9 @@ impl LiveStream {
             };
             let mut blocks = Vec::new();
             if self.framer.push(&chunk, &mut blocks).is_err() {
-                return self.end(StreamEnd::TooLarge { limit: self.options.max_event_size });
+                return self.end(StreamEnd::TooLarge {
+                    limit: self.options.max_event_size,
+                });
             }
             for block in blocks {
                 if let Err(reason) = self.take_block(block) {
@@ -132,8 +141,13 @@ impl LiveStream {
                 },
                 "stream-open" => self.ready.push_back(StreamItem::Open),
                 "keep-alive" => self.ready.push_back(StreamItem::KeepAlive),
-                "stream-error" => self.ready.push_back(StreamItem::StreamError { data: event.data }),
-                other => tracing::debug!(event = other, "ignored an unknown event type on Tracim's stream"),
+                "stream-error" => self
+                    .ready
+                    .push_back(StreamItem::StreamError { data: event.data }),
+                other => tracing::debug!(
+                    event = other,
+                    "ignored an unknown event type on Tracim's stream"
+                ),
             }
         }
         Ok(())

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use tracim_daemon_sdk::tracim::sim::{SimConfig, TracimSim};
-use tracim_daemon_sdk::tracim::{Credentials, LiveStream, Login, Secret, StreamEnd, StreamItem, TracimClient, TracimConfig};
+use tracim_daemon_sdk::tracim::{
+    Credentials, LiveStream, Login, Secret, StreamEnd, StreamItem, TracimClient, TracimConfig,
+};
 
 pub const USER: u64 = 1;
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -25,7 +27,10 @@ pub async fn sim_with(config: SimConfig) -> TracimSim {
 }
 
 pub fn session(_sim: &TracimSim) -> Credentials {
-    Credentials::Session { login: Login::Username("hooks".into()), password: Secret::new(PASSWORD) }
+    Credentials::Session {
+        login: Login::Username("hooks".into()),
+        password: Secret::new(PASSWORD),
+    }
 }
 
 pub fn client(sim: &TracimSim, credentials: Credentials) -> TracimClient {

@@ -47,7 +47,11 @@ pub struct CatchUpLimits {
 
 impl Default for CatchUpLimits {
     fn default() -> Self {
-        Self { max: 1000, window: Some(Duration::from_secs(7 * 24 * 3600)), page_size: 200 }
+        Self {
+            max: 1000,
+            window: Some(Duration::from_secs(7 * 24 * 3600)),
+            page_size: 200,
+        }
     }
 }
 
@@ -120,9 +124,17 @@ impl TracimClient {
             }
         }
         if raw.has_next && raw.next_page_token.is_none() {
-            return Err(TracimError::Protocol { what, reason: "has_next without a next_page_token".into() });
+            return Err(TracimError::Protocol {
+                what,
+                reason: "has_next without a next_page_token".into(),
+            });
         }
-        Ok(HistoryPage { items, next_page_token: raw.next_page_token, has_next: raw.has_next, unreadable })
+        Ok(HistoryPage {
+            items,
+            next_page_token: raw.next_page_token,
+            has_next: raw.has_next,
+            unreadable,
+        })
     }
 
     /// Every event of the user's history after `after` (exclusive), in id order, within
@@ -134,8 +146,13 @@ impl TracimClient {
         after: u64,
         limits: &CatchUpLimits,
     ) -> Result<CatchUp, TracimError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let oldest_allowed = limits.window.map(|w| now.saturating_sub(w.as_secs() as i64));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let oldest_allowed = limits
+            .window
+            .map(|w| now.saturating_sub(w.as_secs() as i64));
         let mut kept: BTreeMap<u64, TlmEvent> = BTreeMap::new();
         let mut skipped = Skipped::default();
         let mut token: Option<String> = None;
@@ -143,7 +160,9 @@ impl TracimClient {
         let mut unreadable = 0;
         let mut lowest_seen = u64::MAX;
         let reached_known = loop {
-            let page = self.history_page(user_id, limits.page_size.max(1), token.as_deref()).await?;
+            let page = self
+                .history_page(user_id, limits.page_size.max(1), token.as_deref())
+                .await?;
             pages += 1;
             unreadable += page.unreadable;
             // Keyset paging moves strictly down; a page that does not would loop forever.
@@ -165,7 +184,10 @@ impl TracimClient {
                 let too_old = match (oldest_allowed, event.created_unix()) {
                     (Some(limit), Some(created)) => created < limit,
                     (Some(_), None) => {
-                        tracing::warn!(event_id = event.event_id, "a history event has no readable `created`: kept");
+                        tracing::warn!(
+                            event_id = event.event_id,
+                            "a history event has no readable `created`: kept"
+                        );
                         false
                     }
                     (None, _) => false,

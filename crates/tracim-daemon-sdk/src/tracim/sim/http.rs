@@ -29,30 +29,45 @@ pub(crate) struct Request {
 
 impl Request {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Reads one request; `Ok(None)` when the peer closed before sending one. A request
 /// the simulator cannot read is an error (the connection is then dropped).
-pub(crate) async fn read_request<R: AsyncReadExt + Unpin>(reader: &mut R) -> io::Result<Option<Request>> {
+pub(crate) async fn read_request<R: AsyncReadExt + Unpin>(
+    reader: &mut R,
+) -> io::Result<Option<Request>> {
     let mut buf = Vec::with_capacity(1024);
     let head_len = loop {
         let mut chunk = [0u8; 4096];
         let n = reader.read(&mut chunk).await?;
         if n == 0 {
-            return if buf.is_empty() { Ok(None) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(at) = memchr::memmem::find(&buf, b"\r\n\r\n") {
             break at + 4;
         }
         if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
         }
     };
     let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -61,30 +76,53 @@ pub(crate) async fn read_request<R: AsyncReadExt + Unpin>(reader: &mut R) -> io:
         .parse(&buf[..head_len])
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     if status.is_partial() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "partial request head"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "partial request head",
+        ));
     }
     let method = parsed.method.unwrap_or("").to_string();
     let target = parsed.path.unwrap_or("/");
     let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()),
+        Some((p, q)) => (
+            p.to_string(),
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect(),
+        ),
         None => (target.to_string(), Vec::new()),
     };
     let headers: Vec<(String, String)> = parsed
         .headers
         .iter()
-        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect();
     if headers.iter().any(|(n, _)| n == "transfer-encoding") {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "chunked requests are not expected"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "chunked requests are not expected",
+        ));
     }
     let length: usize = headers
         .iter()
         .find(|(n, _)| n == "content-length")
-        .map(|(_, v)| v.trim().parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad content-length")))
+        .map(|(_, v)| {
+            v.trim()
+                .parse()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad content-length"))
+        })
         .transpose()?
         .unwrap_or(0);
     if length > MAX_BODY {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "request body too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "request body too large",
+        ));
     }
     let mut body = buf[head_len..].to_vec();
     while body.len() < length {
@@ -96,7 +134,13 @@ pub(crate) async fn read_request<R: AsyncReadExt + Unpin>(reader: &mut R) -> io:
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(length);
-    Ok(Some(Request { method, path, query, headers, body }))
+    Ok(Some(Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    }))
 }
 
 /// A complete answer with a body of known length.
@@ -108,16 +152,29 @@ pub(crate) struct Answer {
 
 impl Answer {
     pub(crate) fn json(status: u16, body: String) -> Self {
-        Self { status, headers: vec![("Content-Type".into(), "application/json".into())], body: body.into_bytes() }
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into_bytes(),
+        }
     }
 
     pub(crate) fn error(status: u16, message: &str) -> Self {
-        Self::json(status, serde_json::json!({ "code": null, "message": message, "details": {} }).to_string())
+        Self::json(
+            status,
+            serde_json::json!({ "code": null, "message": message, "details": {} }).to_string(),
+        )
     }
 
     pub(crate) fn bytes(&self) -> Vec<u8> {
         let mut out = head(self.status, &self.headers);
-        out.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len()).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                self.body.len()
+            )
+            .as_bytes(),
+        );
         out.extend_from_slice(&self.body);
         out
     }
@@ -147,22 +204,28 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Cuts `data` into the pieces `split` asks for.
-pub(crate) fn pieces<'a>(data: &'a [u8], split: &Split, rng: &mut StdRng) -> Vec<&'a [u8]> {
-    match split {
-        Split::Whole => vec![data],
-        Split::Every(n) => data.chunks((*n).max(1)).collect(),
-        Split::Random { max } => {
-            let mut out = Vec::new();
-            let mut rest = data;
-            while !rest.is_empty() {
-                let n = rng.random_range(1..=(*max).max(1)).min(rest.len());
-                let (piece, tail) = rest.split_at(n);
-                out.push(piece);
-                rest = tail;
-            }
-            out
+/// Cuts data into the pieces a [`Split`] asks for, one at a time (a 5 MB body cut byte
+/// by byte is not first made into a list of 5 million slices).
+struct Pieces<'a, 'b> {
+    rest: &'a [u8],
+    split: &'b Split,
+    rng: &'b mut StdRng,
+}
+
+impl<'a> Iterator for Pieces<'a, '_> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
         }
+        let n = match self.split {
+            Split::Whole => self.rest.len(),
+            Split::Every(n) => *n,
+            Split::Random { max } => self.rng.random_range(1..=(*max).max(1)),
+        };
+        let (piece, rest) = self.rest.split_at(n.max(1).min(self.rest.len()));
+        self.rest = rest;
+        Some(piece)
     }
 }
 
@@ -173,7 +236,11 @@ pub(crate) async fn write_raw<W: AsyncWriteExt + Unpin>(
     split: &Split,
     rng: &mut StdRng,
 ) -> io::Result<()> {
-    for piece in pieces(data, split, rng) {
+    for piece in (Pieces {
+        rest: data,
+        split,
+        rng,
+    }) {
         writer.write_all(piece).await?;
         writer.flush().await?;
     }
@@ -191,14 +258,20 @@ pub(crate) async fn write_chunked<W: AsyncWriteExt + Unpin>(
     budget: &mut Option<usize>,
 ) -> io::Result<bool> {
     let mut frame = Vec::new();
-    for piece in pieces(data, split, rng) {
+    let pieces = Pieces {
+        rest: data,
+        split,
+        rng,
+    };
+    for piece in pieces {
         let piece = match budget {
             Some(left) if *left < piece.len() => &piece[..*left],
             _ => piece,
         };
         if !piece.is_empty() {
             frame.clear();
-            frame.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            use std::io::Write as _;
+            write!(frame, "{:x}\r\n", piece.len())?;
             frame.extend_from_slice(piece);
             frame.extend_from_slice(b"\r\n");
             writer.write_all(&frame).await?;

@@ -117,7 +117,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -126,9 +128,16 @@ impl TracimSim {
     pub async fn start(config: SimConfig) -> io::Result<Self> {
         let listener = bind("127.0.0.1:0".parse().map_err(io::Error::other)?)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { state: Mutex::new(State::new(config)), epoch: watch::channel(0).0 });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(config)),
+            epoch: watch::channel(0).0,
+        });
         let accept = tokio::spawn(routes::accept_loop(listener, shared.clone()));
-        Ok(Self { addr, shared, accept: Mutex::new(Some(accept)) })
+        Ok(Self {
+            addr,
+            shared,
+            accept: Mutex::new(Some(accept)),
+        })
     }
 
     /// The API base URL, as a Tracim config names it: `http://127.0.0.1:PORT/api`.
@@ -181,7 +190,12 @@ impl TracimSim {
     /// The ids of a user's history, ascending.
     pub fn history_ids(&self, user_id: u64) -> Vec<u64> {
         let state = self.shared.state();
-        let mut ids: Vec<u64> = state.history.iter().filter(|m| m.user_id == user_id).map(|m| m.event_id).collect();
+        let mut ids: Vec<u64> = state
+            .history
+            .iter()
+            .filter(|m| m.user_id == user_id)
+            .map(|m| m.event_id)
+            .collect();
         ids.sort_unstable();
         ids
     }
@@ -198,28 +212,42 @@ impl TracimSim {
 
     /// Ends every open stream of the user cleanly (the body's last chunk); returns how many.
     pub fn close_streams(&self, user_id: u64) -> usize {
-        self.shared.state().command_streams(user_id, || sse::Command::Close)
+        self.shared
+            .state()
+            .command_streams(user_id, || sse::Command::Close)
     }
 
     /// Cuts every open stream of the user after `bytes` more bytes of its body,
     /// mid-event if that is where it falls, without ending the body; returns how many.
     pub fn cut_streams_after(&self, user_id: u64, bytes: usize) -> usize {
-        self.shared.state().command_streams(user_id, || sse::Command::CutAfter(bytes))
+        self.shared
+            .state()
+            .command_streams(user_id, || sse::Command::CutAfter(bytes))
     }
 
     /// Sends `event: stream-error` on every open stream of the user, then closes them.
     pub fn stream_error(&self, user_id: u64) -> usize {
-        self.shared.state().command_streams(user_id, || sse::Command::Error)
+        self.shared
+            .state()
+            .command_streams(user_id, || sse::Command::Error)
     }
 
     /// Forgets every session of the user (as if they expired); streams stay open.
     pub fn expire_sessions(&self, user_id: u64) {
-        self.shared.state().sessions.retain(|_, owner| *owner != user_id);
+        self.shared
+            .state()
+            .sessions
+            .retain(|_, owner| *owner != user_id);
     }
 
     /// The number of live sessions of the user.
     pub fn sessions(&self, user_id: u64) -> usize {
-        self.shared.state().sessions.values().filter(|owner| **owner == user_id).count()
+        self.shared
+            .state()
+            .sessions
+            .values()
+            .filter(|owner| **owner == user_id)
+            .count()
     }
 
     /// Answers the next `n` requests, whatever they are, with `status` (a proxy's 5xx).
@@ -259,12 +287,22 @@ impl TracimSim {
 
     /// How many requests reached an endpoint (5xx answers from `fail_next` included).
     pub fn requests(&self, endpoint: Endpoint) -> u64 {
-        self.shared.state().counts.get(&endpoint).copied().unwrap_or(0)
+        self.shared
+            .state()
+            .counts
+            .get(&endpoint)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The number of open streams of the user.
     pub fn open_streams(&self, user_id: u64) -> usize {
-        self.shared.state().streams.iter().filter(|s| s.user_id == user_id).count()
+        self.shared
+            .state()
+            .streams
+            .iter()
+            .filter(|s| s.user_id == user_id)
+            .count()
     }
 
     /// Waits until the user has at least `n` open streams (their initial body written);
@@ -272,7 +310,13 @@ impl TracimSim {
     pub async fn wait_streams(&self, user_id: u64, n: usize, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let ready = self.shared.state().streams.iter().filter(|s| s.user_id == user_id && s.ready()).count();
+            let ready = self
+                .shared
+                .state()
+                .streams
+                .iter()
+                .filter(|s| s.user_id == user_id && s.ready())
+                .count();
             if ready >= n {
                 return true;
             }

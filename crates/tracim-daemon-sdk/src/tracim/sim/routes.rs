@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use base64::Engine;
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rand::rngs::StdRng;
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -60,7 +60,11 @@ async fn serve(socket: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let mut state = shared.state();
         let reply = route(&request, &mut state);
         let seed: u64 = state.rng.random();
-        (reply, state.config.split.clone(), StdRng::seed_from_u64(seed))
+        (
+            reply,
+            state.config.split.clone(),
+            StdRng::seed_from_u64(seed),
+        )
     };
     match reply {
         Reply::Answer(answer) => {
@@ -88,7 +92,10 @@ fn route(request: &Request, state: &mut State) -> Reply {
         return Reply::Answer(Answer {
             status,
             headers: vec![("Content-Type".into(), "text/html".into())],
-            body: format!("<html><body><h1>{status}</h1>The server is not available.</body></html>").into_bytes(),
+            body: format!(
+                "<html><body><h1>{status}</h1>The server is not available.</body></html>"
+            )
+            .into_bytes(),
         });
     }
     let method = request.method.as_str();
@@ -126,15 +133,28 @@ fn authenticate(request: &Request, state: &State) -> Option<SimUser> {
             }
         }
     }
-    if let (Some(key), Some(login)) = (request.header("tracim-api-key"), request.header("tracim-api-login")) {
-        if state.config.api_key.as_deref().is_some_and(|expected| expected == key) {
+    if let (Some(key), Some(login)) = (
+        request.header("tracim-api-key"),
+        request.header("tracim-api-login"),
+    ) {
+        if state
+            .config
+            .api_key
+            .as_deref()
+            .is_some_and(|expected| expected == key)
+        {
             if let Some(user) = state.user_by_login(login) {
                 return Some(user.clone());
             }
         }
     }
-    if let Some(basic) = request.header("authorization").and_then(|v| v.strip_prefix("Basic ")) {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok()?;
+    if let Some(basic) = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (login, password) = decoded.split_once(':')?;
         let user = state.user_by_login(login)?;
@@ -149,7 +169,10 @@ fn authenticate(request: &Request, state: &State) -> Option<SimUser> {
 /// `has_personal_access`, less the admin's rights).
 fn personal_user(request: &Request, state: &State, segments: &[&str]) -> Result<u64, Answer> {
     let user = authenticate(request, state).ok_or_else(not_authenticated)?;
-    let path_user: u64 = segments.get(2).and_then(|s| s.parse().ok()).ok_or_else(|| Answer::error(404, "not found"))?;
+    let path_user: u64 = segments
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Answer::error(404, "not found"))?;
     if path_user != user.user_id {
         return Err(Answer::error(403, "Insufficient rights"));
     }
@@ -203,10 +226,15 @@ fn login(request: &Request, state: &mut State) -> Answer {
     let Some(user) = user.filter(|u| u.password == body.password).cloned() else {
         return Answer::error(403, "Authentication failed");
     };
-    let key: String = (0..32).map(|_| format!("{:x}", state.rng.random_range(0..16u8))).collect();
+    let key: String = (0..32)
+        .map(|_| format!("{:x}", state.rng.random_range(0..16u8)))
+        .collect();
     state.sessions.insert(key.clone(), user.user_id);
     let mut answer = Answer::json(200, user_json(&user));
-    answer.headers.push(("Set-Cookie".into(), format!("session_key={key}; Path=/; HttpOnly; SameSite=Lax")));
+    answer.headers.push((
+        "Set-Cookie".into(),
+        format!("session_key={key}; Path=/; HttpOnly; SameSite=Lax"),
+    ));
     answer
 }
 
@@ -222,8 +250,15 @@ fn logout(request: &Request, state: &mut State) -> Answer {
         }
         state.command_streams(user.user_id, || sse::Command::Close);
     }
-    let mut answer = Answer { status: 204, headers: Vec::new(), body: Vec::new() };
-    answer.headers.push(("Set-Cookie".into(), "session_key=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT".into()));
+    let mut answer = Answer {
+        status: 204,
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    answer.headers.push((
+        "Set-Cookie".into(),
+        "session_key=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT".into(),
+    ));
     answer
 }
 
@@ -246,8 +281,15 @@ fn token(id: u64) -> String {
 }
 
 fn history(request: &Request, state: &mut State, user_id: u64) -> Answer {
-    if let Some((name, _)) = request.query.iter().find(|(n, _)| !HISTORY_PARAMS.contains(&n.as_str())) {
-        return Answer::error(400, &format!("Validation error of input data: unknown field {name}"));
+    if let Some((name, _)) = request
+        .query
+        .iter()
+        .find(|(n, _)| !HISTORY_PARAMS.contains(&n.as_str()))
+    {
+        return Answer::error(
+            400,
+            &format!("Validation error of input data: unknown field {name}"),
+        );
     }
     let count: usize = match request.query("count").map(str::parse::<usize>) {
         None => 10,
@@ -266,11 +308,15 @@ fn history(request: &Request, state: &mut State, user_id: u64) -> Answer {
         .iter()
         .filter(|m| m.user_id == user_id && below.is_none_or(|b| m.event_id < b))
         .collect();
-    mine.sort_unstable_by(|a, b| b.event_id.cmp(&a.event_id));
+    mine.sort_unstable_by_key(|m| std::cmp::Reverse(m.event_id));
     let has_next = mine.len() > count;
     mine.truncate(count);
     let items: Vec<&str> = mine.iter().map(|m| &*m.text).collect();
-    let next = if has_next { mine.last().map(|m| token(m.event_id)) } else { None };
+    let next = if has_next {
+        mine.last().map(|m| token(m.event_id))
+    } else {
+        None
+    };
     let previous = below.and(mine.first().map(|m| token(m.event_id + 1)));
     let body = format!(
         "{{\"items\": [{}], \"next_page_token\": {}, \"previous_page_token\": {}, \"has_next\": {}, \"has_previous\": {}, \"per_page\": {}}}",
@@ -286,17 +332,29 @@ fn history(request: &Request, state: &mut State, user_id: u64) -> Answer {
 
 fn open_stream(request: &Request, state: &mut State, user_id: u64) -> Reply {
     if request.header("accept").map(str::trim) != Some("text/event-stream") {
-        return Reply::Answer(Answer::error(400, "Validation error of input data: accept must be text/event-stream"));
+        return Reply::Answer(Answer::error(
+            400,
+            "Validation error of input data: accept must be text/event-stream",
+        ));
     }
     if let Some((name, _)) = request.query.iter().find(|(n, _)| n != "after_event_id") {
-        return Reply::Answer(Answer::error(400, &format!("Validation error of input data: unknown field {name}")));
+        return Reply::Answer(Answer::error(
+            400,
+            &format!("Validation error of input data: unknown field {name}"),
+        ));
     }
     let after: u64 = match request.query("after_event_id").map(str::parse::<u64>) {
         None => 0,
         Some(Ok(n)) => n,
-        Some(Err(_)) => return Reply::Answer(Answer::error(400, "Validation error of input data: after_event_id")),
+        Some(Err(_)) => {
+            return Reply::Answer(Answer::error(
+                400,
+                "Validation error of input data: after_event_id",
+            ));
+        }
     };
-    let mut first_body = format!(":Tracim Live Messages for user {user_id}\n\nevent: stream-open\ndata:\n\n");
+    let mut first_body =
+        format!(":Tracim Live Messages for user {user_id}\n\nevent: stream-open\ndata:\n\n");
     // As Tracim's code: no backlog for 0 (the default); else every message after the id,
     // in no order (its query has no ORDER BY), as bare `data:` blocks.
     if after > 0 {
@@ -318,6 +376,17 @@ fn open_stream(request: &Request, state: &mut State, user_id: u64) -> Reply {
     let ready = Arc::new(AtomicBool::new(false));
     let id = state.next_stream;
     state.next_stream += 1;
-    state.streams.push(StreamHandle { id, user_id, tx, ready: ready.clone() });
-    Reply::Stream(Open { id, first_body, rx, ready, keep_alive: state.config.keep_alive })
+    state.streams.push(StreamHandle {
+        id,
+        user_id,
+        tx,
+        ready: ready.clone(),
+    });
+    Reply::Stream(Open {
+        id,
+        first_body,
+        rx,
+        ready,
+        keep_alive: state.config.keep_alive,
+    })
 }

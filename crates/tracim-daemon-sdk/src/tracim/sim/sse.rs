@@ -44,7 +44,17 @@ pub(crate) async fn serve(
     split: Split,
     mut rng: StdRng,
 ) -> std::io::Result<()> {
-    let result = run(&mut reader, &mut writer, open.first_body, open.rx, &open.ready, open.keep_alive, &split, &mut rng).await;
+    let result = run(
+        &mut reader,
+        &mut writer,
+        open.first_body,
+        open.rx,
+        &open.ready,
+        open.keep_alive,
+        &split,
+        &mut rng,
+    )
+    .await;
     shared.state().streams.retain(|s| s.id != open.id);
     result
 }

@@ -74,7 +74,10 @@ impl State {
 
     /// The account a login names: Tracim takes a user name or an email.
     pub(crate) fn user_by_login(&self, login: &str) -> Option<&SimUser> {
-        self.config.users.iter().find(|u| u.username == login || u.email == login)
+        self.config
+            .users
+            .iter()
+            .find(|u| u.username == login || u.email == login)
     }
 
     pub(crate) fn publish(&mut self, user_id: u64, make: impl FnOnce(u64) -> String) -> u64 {
@@ -88,7 +91,11 @@ impl State {
     /// Stores a message and sends it to every open stream of the user.
     pub(crate) fn deliver(&mut self, user_id: u64, event_id: u64, text: String) {
         let text: Arc<str> = text.into();
-        self.history.push(Stored { user_id, event_id, text: text.clone() });
+        self.history.push(Stored {
+            user_id,
+            event_id,
+            text: text.clone(),
+        });
         // A send fails only when the stream task has just ended; it unregisters itself.
         self.command_streams(user_id, || Command::Message(text.clone()));
     }
