@@ -152,7 +152,7 @@ async fn a_login_that_fails_again_is_not_retried_in_a_loop() {
     sim.expire_sessions(USER);
     // The re-login itself is answered 503: one login attempt, a clear error.
     sim.fail_next_on(Endpoint::Login, 5, 503);
-    let err = client.whoami().await.err().expect("fails");
+    let err = client.whoami().await.expect_err("fails");
     assert!(err.is_server_error(), "{err:?}");
     assert_eq!(sim.requests(Endpoint::Login), 2);
     assert_eq!(sim.requests(Endpoint::Whoami), 2);
