@@ -34,6 +34,11 @@
 //!   leaves cleanly.
 //! - `sim`: [`sim::SimDaemon`], a simulated daemon as strict as the real one, for
 //!   tests and demos.
+//! - `tracim`: `tracim::TracimClient`, Tracim's own HTTP API as a client needs it to
+//!   miss nothing: login (session cookie, API key or Basic), the history endpoint to
+//!   catch up after a gap, and the live event stream with its resume point.
+//! - `tracim-sim`: `tracim::sim::TracimSim`, a simulated Tracim server as strict as
+//!   the real one.
 //!
 //! # A complete client
 //!
@@ -84,6 +89,8 @@ pub mod client;
 pub mod protocol;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "tracim")]
+pub mod tracim;
 
 /// Locks a mutex, taking over one that a panic poisoned: what it guards stays
 /// consistent at every unlock here, and a panic elsewhere must not stop a client.

@@ -1,5 +1,6 @@
 //! Shared helpers for the SDK's integration tests: a short temporary place for
-//! sockets, the simulated daemon, and the sample events.
+//! sockets, the simulated daemon, the sample events, and (in `tracim`) the
+//! simulated Tracim server with clients for each way of logging in.
 
 #![allow(dead_code)]
 
@@ -7,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tracim_daemon_sdk::sim::{SimDaemon, SimOptions};
+
+mod tracim;
+#[allow(unused_imports)]
+pub use tracim::*;
 
 /// How long to wait for something that should come soon: only a hang reaches it.
 pub const SHORT: Duration = Duration::from_secs(10);
