@@ -108,6 +108,7 @@ fn hook(name: &str, mode: Mode, retries: u32) -> Arc<Hook> {
         retries,
         retry_delay: Duration::from_millis(100),
         skip_own: false,
+        rerun_interrupted: true,
         conditions: Vec::new(),
         where_case: Defaults::WHERE_CASE,
         line: 1,
