@@ -89,6 +89,8 @@ impl Launcher for FakeLauncher {
                 timed_out: false,
                 cancelled,
                 duration: started.elapsed(),
+                stdout_tail: String::new(),
+                stderr_tail: format!("attempt {}\n", attempt.number),
             })
         })
     }
