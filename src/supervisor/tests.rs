@@ -312,7 +312,7 @@ async fn runs_are_recorded_in_the_journal() {
         hook("flaky", Mode::Serial, 1),
         hook("latest", Mode::Latest, 0),
     );
-    let mut submit_recorded = |hook: &Arc<Hook>, id: u64| {
+    let submit_recorded = |hook: &Arc<Hook>, id: u64| {
         let e = event(id);
         let ids = journal.record(
             NewEvent {
@@ -335,7 +335,6 @@ async fn runs_are_recorded_in_the_journal() {
     submit_recorded(&latest, 5).unwrap(); // replaces 4
     assert!(submit_recorded(&flaky, 6).is_err()); // 2 waiting: refused
     supervisor.wait_idle().await;
-    drop(submit_recorded);
     supervisor.shutdown(Duration::from_secs(1)).await;
     drop(supervisor);
     journal.flush().unwrap();
