@@ -145,6 +145,8 @@ impl Runner {
         let child = Command::new(bin())
             .args(["--config", &config.to_string_lossy(), "run"])
             .env_remove("NOTIFY_SOCKET")
+            // Each runner its own default journal, not the user's (nor another test's).
+            .env("XDG_STATE_HOME", dir.join("state"))
             .env(
                 "TRACIM_HOOKS_LOG",
                 "tracim_hooks=debug,tracim_daemon_sdk=debug",
