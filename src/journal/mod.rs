@@ -76,6 +76,7 @@ pub use model::{
 pub use open::{Opened, open};
 pub use prune::Pruned;
 pub use query::{EventDetail, Failure, HistoryFilter, HookSummary, Reader, RunOutput, RunRecord};
+pub(crate) use time::{from_ms, utc};
 
 /// The defaults of the `[journal]` table, in one place.
 pub mod defaults {
