@@ -80,7 +80,10 @@ async fn status_history_and_replay_with_and_without_the_service() {
     assert!(wait_for(SHORT, || lines(&out.join("runs")).len() == 2).await);
     let ended = || {
         let (_, stdout, _) = cli(&place, &["history", "--json"]);
-        stdout.lines().filter(|l| l.contains("\"ended\":\"")).count()
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"ended\":\""))
+            .count()
     };
     assert!(wait_for(SHORT, || ended() == 2).await);
 
@@ -92,14 +95,26 @@ async fn status_history_and_replay_with_and_without_the_service() {
 
     let (code, stdout, stderr) = cli(&place, &["status"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stdout.contains(&format!("pid {}", runner.pid())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("pid {}", runner.pid())),
+        "{stdout}"
+    );
     assert!(stdout.contains("registered with"), "{stdout}");
     assert!(stdout.contains("(ok)"), "{stdout}");
-    let ok_line = stdout.lines().find(|l| l.trim_start().starts_with("ok ")).unwrap();
+    let ok_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("ok "))
+        .unwrap();
     assert!(ok_line.contains("ok 1  failed 0  pending 0"), "{stdout}");
-    let fails_line = stdout.lines().find(|l| l.trim_start().starts_with("fails ")).unwrap();
+    let fails_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("fails "))
+        .unwrap();
     assert!(fails_line.contains("ok 0  failed 1  pending 0"), "{stdout}");
-    assert!(fails_line.contains("last failure: event 41 at "), "{stdout}");
+    assert!(
+        fails_line.contains("last failure: event 41 at "),
+        "{stdout}"
+    );
 
     let (_, stdout, _) = cli(&place, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -110,16 +125,31 @@ async fn status_history_and_replay_with_and_without_the_service() {
     let (_, stdout, _) = cli(&place, &["history"]);
     let history: Vec<&str> = stdout.lines().collect();
     assert_eq!(history.len(), 2, "{stdout}");
-    assert!(history.iter().any(|l| l.contains("  fails  event 41  content.modified.html-document  attempt 1  ") && l.ends_with("failed (exit code 3)")), "{stdout}");
-    assert!(history.iter().any(|l| l.contains("  ok  event 41  ") && l.ends_with("  ok")), "{stdout}");
+    assert!(
+        history.iter().any(|l| l
+            .contains("  fails  event 41  content.modified.html-document  attempt 1  ")
+            && l.ends_with("failed (exit code 3)")),
+        "{stdout}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|l| l.contains("  ok  event 41  ") && l.ends_with("  ok")),
+        "{stdout}"
+    );
     let (_, stdout, _) = cli(&place, &["history", "--failed", "--json"]);
-    let failed: Vec<serde_json::Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let failed: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["hook"], "fails");
     assert_eq!(failed[0]["exit_code"], 3);
     let (_, stdout, _) = cli(&place, &["history", "--event", "41"]);
-    assert!(stdout.starts_with("event 41 content.modified.html-document received "), "{stdout}");
+    assert!(
+        stdout.starts_with("event 41 content.modified.html-document received "),
+        "{stdout}"
+    );
     assert!(stdout.contains("\"label\": \"note 41\""), "{stdout}");
     assert!(stdout.contains("      said hello to 41"), "{stdout}");
     assert!(stdout.contains("      oops on 41"), "{stdout}");
@@ -129,16 +159,30 @@ async fn status_history_and_replay_with_and_without_the_service() {
     // Replay through the service: one hook, then every failure.
     let (code, stdout, stderr) = cli(&place, &["replay", "41", "--hook", "ok"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stdout.starts_with("queued ok for event 41 (run "), "{stdout}");
+    assert!(
+        stdout.starts_with("queued ok for event 41 (run "),
+        "{stdout}"
+    );
     assert!(stdout.contains("by the running service"), "{stdout}");
-    assert!(wait_for(SHORT, || lines(&out.join("runs")).contains(&"ok 41 1".to_owned())).await);
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs"))
+            .contains(&"ok 41 1".to_owned()))
+        .await
+    );
     let (code, stdout, _) = cli(&place, &["replay", "--failed"]);
     assert_eq!(code, Some(0));
     assert!(stdout.starts_with("queued fails for event 41"), "{stdout}");
-    assert!(wait_for(SHORT, || lines(&out.join("runs")).contains(&"fails 41 1".to_owned())).await);
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs"))
+            .contains(&"fails 41 1".to_owned()))
+        .await
+    );
     let (code, _, stderr) = cli(&place, &["replay", "999"]);
     assert_eq!(code, Some(1));
-    assert!(stderr.contains("event 999 is not in the journal"), "{stderr}");
+    assert!(
+        stderr.contains("event 999 is not in the journal"),
+        "{stderr}"
+    );
     assert!(wait_for(SHORT, || ended() == 4).await);
 
     // Without the service: from the file, and replay in the foreground.
@@ -147,20 +191,39 @@ async fn status_history_and_replay_with_and_without_the_service() {
     assert!(!socket.exists());
     let (_, stdout, _) = cli(&place, &["status"]);
     assert!(stdout.contains("service: not running"), "{stdout}");
-    let fails_line = stdout.lines().find(|l| l.trim_start().starts_with("fails ")).unwrap();
+    let fails_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("fails "))
+        .unwrap();
     assert!(fails_line.contains("ok 0  failed 2  pending 0"), "{stdout}");
     let (_, stdout, _) = cli(&place, &["history", "--hook", "ok"]);
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
-    assert!(stdout.lines().next().unwrap().ends_with("ok  (replay)"), "{stdout}");
+    assert!(
+        stdout.lines().next().unwrap().ends_with("ok  (replay)"),
+        "{stdout}"
+    );
     let (code, stdout, stderr) = cli(&place, &["replay", "41"]);
-    assert_eq!(code, Some(1), "the failing hook fails again: {stdout}{stderr}");
+    assert_eq!(
+        code,
+        Some(1),
+        "the failing hook fails again: {stdout}{stderr}"
+    );
     assert!(stdout.contains("queued ok for event 41"), "{stdout}");
     assert!(stdout.contains("queued fails for event 41"), "{stdout}");
     assert!(stdout.contains("no service is running"), "{stdout}");
-    assert!(stdout.contains("ran ok for event 41: exit code 0"), "{stdout}");
-    assert!(stderr.contains("hook `fails` failed for event 41: exit code 3"), "{stderr}");
+    assert!(
+        stdout.contains("ran ok for event 41: exit code 0"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("hook `fails` failed for event 41: exit code 3"),
+        "{stderr}"
+    );
     let replays = lines(&out.join("runs"));
-    assert_eq!(replays.iter().filter(|l| l.as_str() == "ok 41 1").count(), 2);
+    assert_eq!(
+        replays.iter().filter(|l| l.as_str() == "ok 41 1").count(),
+        2
+    );
     let (_, stdout, _) = cli(&place, &["history", "--json"]);
     assert_eq!(stdout.lines().count(), 6, "{stdout}");
 }
@@ -221,7 +284,11 @@ async fn a_full_disk_degrades_the_journal_and_it_recovers() {
         );
         assert_eq!(sim.send_event(&text).await.ok, 1);
     }
-    assert!(wait_for(SHORT, || lines(&out.join("runs")).len() == 20).await, "{}", runner.log());
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs")).len() == 20).await,
+        "{}",
+        runner.log()
+    );
     let degraded = || cli(&place, &["status"]).1.contains("DEGRADED");
     assert!(wait_for(SHORT, degraded).await, "{}", runner.log());
     let (_, stdout, _) = cli(&place, &["status", "--json"]);
@@ -238,7 +305,10 @@ async fn a_full_disk_degrades_the_journal_and_it_recovers() {
     assert!(wait_for(SHORT, recovered).await, "{}", runner.log());
     // Nothing sent meanwhile was lost: every event and run is in the file now.
     let (_, stdout, _) = cli(&place, &["history", "--json", "--limit", "1000"]);
-    let ended = stdout.lines().filter(|l| l.contains("\"ended\":\"")).count();
+    let ended = stdout
+        .lines()
+        .filter(|l| l.contains("\"ended\":\""))
+        .count();
     assert_eq!(ended, 20, "{stdout}");
     drop(runner);
 }
@@ -279,12 +349,30 @@ run = 'printf "x\033]0;pwned\007\000y\n"; yes out-line | head -n 20000; yes err-
         assert!(!log.contains(&byte), "raw byte {byte:#x} in the log");
     }
     let log = String::from_utf8_lossy(log);
-    assert!(log.contains(r"x\x1b]0;pwned\x07\x00y"), "{}", &log[..log.len().min(2000)]);
+    assert!(
+        log.contains(r"x\x1b]0;pwned\x07\x00y"),
+        "{}",
+        &log[..log.len().min(2000)]
+    );
     let capped = |stream: &str| {
         log.lines()
-            .filter(|l| l.contains(&format!("{stream} output past 64 KiB of this run not logged")))
+            .filter(|l| {
+                l.contains(&format!(
+                    "{stream} output past 64 KiB of this run not logged"
+                ))
+            })
             .count()
     };
-    assert_eq!(capped("stdout"), 1, "{}", &log[log.len().saturating_sub(3000)..]);
-    assert_eq!(capped("stderr"), 1, "{}", &log[log.len().saturating_sub(3000)..]);
+    assert_eq!(
+        capped("stdout"),
+        1,
+        "{}",
+        &log[log.len().saturating_sub(3000)..]
+    );
+    assert_eq!(
+        capped("stderr"),
+        1,
+        "{}",
+        &log[log.len().saturating_sub(3000)..]
+    );
 }
