@@ -233,7 +233,7 @@ impl Service {
         if !self.journal.admit(event.id()) {
             debug!(
                 event_id = event.id(),
-                "event already received (a second delivery): run once"
+                "event delivered twice (or already in the journal): run once"
             );
             return;
         }

@@ -155,6 +155,8 @@ async fn an_unprivileged_runner_takes_its_own_user_and_root_and_refuses_others()
         "TRACIM_HOOKS_LOG",
         "tracim_hooks=debug,tracim_daemon_sdk=debug",
     )
+    // Its journal where it may write (HOME is still root's).
+    .env("XDG_STATE_HOME", place.path().join("state"))
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(&log).unwrap())
     .spawn()
