@@ -66,6 +66,24 @@ pub enum Command {
     /// Run hooks on one sample event per Tracim entity type, through a
     /// simulated daemon (the bundled example config unless --config is given)
     Demo,
+    /// Is the service running, and how did each hook's runs of the last 24 h go
+    ///
+    /// Read from the journal, so it works whether or not the service runs; the
+    /// live details (registration, runs going on, the journal's health) come from
+    /// the running service.
+    Status {
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// The runs on record, newest first: time, hook, event, type, attempt,
+    /// duration, result
+    History(HistoryArgs),
+    /// Run a stored event's hooks again, with TRACIM_REPLAY=1
+    ///
+    /// Through the running service when there is one (its limits apply), else in
+    /// the foreground like `test --run`. Prints what it queued.
+    Replay(ReplayArgs),
     /// Write the commented example config to the config location
     /// (~/.config/tracim-hooks/hooks.toml, or --config / $TRACIM_HOOKS_CONFIG)
     Init {
@@ -94,4 +112,45 @@ pub struct TestArgs {
     /// --sample are given
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// The arguments of `history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Only this hook's runs
+    #[arg(long, value_name = "NAME")]
+    pub hook: Option<String>,
+    /// Only this event's runs, with their output and the event itself
+    #[arg(long, value_name = "ID")]
+    pub event: Option<u64>,
+    /// Only failed attempts
+    #[arg(long)]
+    pub failed: bool,
+    /// Only runs queued this recently (`30m`, `24h`, `7d`)
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// At most this many runs
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `replay`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["event_id", "failed"])))]
+pub struct ReplayArgs {
+    /// The event to run again (by default with the hooks that ran for it)
+    #[arg(value_name = "EVENT_ID")]
+    pub event_id: Option<u64>,
+    /// Only this hook (it need not have run for the event before)
+    #[arg(long, value_name = "NAME", conflicts_with = "failed")]
+    pub hook: Option<String>,
+    /// Every run that failed for good (or was interrupted) recently, again
+    #[arg(long)]
+    pub failed: bool,
+    /// With --failed: how far back [default: 24h]
+    #[arg(long, value_name = "DURATION", requires = "failed")]
+    pub since: Option<String>,
 }

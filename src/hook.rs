@@ -134,6 +134,9 @@ pub struct Hook {
     pub retry_delay: Duration,
     /// Skip events whose author is the daemon's own account.
     pub skip_own: bool,
+    /// Run again, with `TRACIM_REDELIVERED=1`, a run that was going on when the
+    /// runner died; when false such a run is recorded as interrupted instead.
+    pub rerun_interrupted: bool,
     /// `where` conditions, all of which must hold.
     pub conditions: Vec<Where>,
     /// Case sensitivity of the conditions.
@@ -182,6 +185,9 @@ impl Defaults {
     pub const MODE: Mode = Mode::Parallel;
     /// Case sensitivity of `where` (a hook setting with no `[defaults]` entry).
     pub const WHERE_CASE: Case = Case::Sensitive;
+    /// Whether a run interrupted by the runner's death runs again (a hook setting
+    /// with no `[defaults]` entry).
+    pub const RERUN_INTERRUPTED: bool = true;
 }
 
 impl Default for Defaults {

@@ -462,6 +462,7 @@ mod tests {
             retries: 0,
             retry_delay: Duration::from_secs(1),
             skip_own: false,
+            rerun_interrupted: true,
             conditions: Vec::new(),
             where_case: Case::Sensitive,
             line: 1,

@@ -7,49 +7,24 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, trace, warn};
 
 use crate::complaints::RateLimiter;
 use crate::config::Config;
+use crate::control::{self, Ask, JournalHealth, LiveStatus};
+use crate::journal::{self, Journal, JournalError, NewEvent, Pending};
 use crate::matcher::{Matcher, PatternError};
 use crate::notify::Notifier;
-use crate::supervisor::{Settings, Supervisor};
+use crate::supervisor::{ProcessLauncher, Run, Settings, Supervisor};
 use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery, Inbound};
 use tracim_daemon_sdk::protocol::{Event, Message};
 
 /// How long a reload that moves the socket waits for the new one to be
 /// registered before it leaves the old one.
 const RELINK_WAIT: Duration = Duration::from_secs(5);
-
-/// How many recent event ids are remembered to drop a second delivery of one.
-const RECENT_EVENTS: usize = 4096;
-
-/// The ids of the last events dispatched, to run each event once even when it
-/// arrives twice (while a reload keeps two registrations for a moment).
-#[derive(Default)]
-struct Recent {
-    order: std::collections::VecDeque<u64>,
-    ids: std::collections::HashSet<u64>,
-}
-
-impl Recent {
-    /// False when the id was seen lately; otherwise remembers it.
-    fn first_time(&mut self, id: u64) -> bool {
-        if !self.ids.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > RECENT_EVENTS
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.ids.remove(&oldest);
-        }
-        true
-    }
-}
 
 /// What the runner can be told while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +44,17 @@ pub enum ServiceError {
     /// A pattern that passed validation did not compile into the matcher.
     #[error("{0}")]
     Rules(#[from] PatternError),
+    /// The journal cannot be used: the runner does not start without it.
+    #[error("{}", journal_problem(.0))]
+    Journal(#[from] JournalError),
+}
+
+/// A journal held by another process means a second instance: say it so.
+fn journal_problem(e: &JournalError) -> String {
+    match e {
+        JournalError::Busy { .. } => format!("another instance is running: {e}"),
+        e => e.to_string(),
+    }
 }
 
 /// What others may watch while the runner runs.
@@ -98,7 +84,15 @@ pub struct Service {
     complaints: RateLimiter,
     handle: Handle,
     notifier: Notifier,
-    recent: Recent,
+    /// Every event and run on record; also what drops a repeated event id.
+    journal: Journal,
+    /// What the previous life left to do, queued when the loop starts.
+    pending: Pending,
+    /// Requests from the control socket (`status`, `replay`).
+    asks: mpsc::UnboundedReceiver<Ask>,
+    control: Option<control::Server>,
+    started: SystemTime,
+    registered_since: Option<SystemTime>,
 }
 
 impl Service {
@@ -110,9 +104,29 @@ impl Service {
     ) -> Result<Service, ServiceError> {
         let matcher = Matcher::new(&config.hooks)?;
         let config_log_window = config.log_window;
-        let supervisor = Supervisor::new(Settings::from(&config.defaults));
+        // Before the socket: without its journal the runner does not start.
+        let settings = config.journal.clone();
+        let opened = tokio::task::spawn_blocking(move || journal::open(&settings))
+            .await
+            .map_err(|e| JournalError::Io {
+                context: "opening",
+                path: config.journal.path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        let journal = opened.journal;
+        if journal.is_enabled() {
+            info!(path = %journal.path().display(), "journal open");
+        }
+        let supervisor = Supervisor::journaled(
+            Settings::from(&config.defaults),
+            ProcessLauncher::new(),
+            journal.clone(),
+        );
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
         let client = Client::start_into(config.daemon.clone(), deliveries_tx.clone()).await?;
+        let (asks_tx, asks) = mpsc::unbounded_channel();
+        let control = control::socket_path(&config.journal)
+            .and_then(|path| control::Server::start(path, config.journal.path.clone(), asks_tx));
         Ok(Service {
             config_path,
             config: Arc::new(config),
@@ -126,7 +140,12 @@ impl Service {
             },
             notifier,
             complaints: RateLimiter::new(config_log_window, 5),
-            recent: Recent::default(),
+            journal,
+            pending: opened.pending,
+            asks,
+            control,
+            started: SystemTime::now(),
+            registered_since: None,
         })
     }
 
@@ -159,8 +178,18 @@ impl Service {
         info!(hooks = self.config.hooks.len(), config = %self.config_path.display(), socket = %self.config.daemon.socket.display(), "tracim-hooks running");
         let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
         let mut complaints_flush = tokio::time::interval(self.complaints.window);
+        self.note_state(&state.borrow());
+        let user_id: Arc<str> = self.client.user_id().unwrap_or_default().into();
+        crate::resume::resume(
+            std::mem::take(&mut self.pending),
+            &self.config,
+            &self.journal,
+            &self.handle.supervisor,
+            &user_id,
+        );
         loop {
             tokio::select! {
+                Some(ask) = self.asks.recv() => self.answer(ask),
                 Some(inbound) = self.deliveries.recv() => match inbound {
                     Inbound::Message(delivery) => self.deliver(delivery),
                     Inbound::Refused(refusal) => self.complaints.warn(refusal.kind(), &refusal.to_string()),
@@ -179,6 +208,7 @@ impl Service {
                         state = self.client.state();
                     }
                     let line = self.status_line(&state.borrow_and_update());
+                    self.note_state(&state.borrow());
                     self.notifier.status(&line);
                 }
                 _ = async {
@@ -200,8 +230,11 @@ impl Service {
             debug!(kind = delivery.envelope.message.kind(), "not an event");
             return;
         };
-        if !self.recent.first_time(event.id()) {
-            debug!(event_id = event.id(), "event delivered twice: run once");
+        if !self.journal.admit(event.id()) {
+            debug!(
+                event_id = event.id(),
+                "event delivered twice (or already in the journal): run once"
+            );
             return;
         }
         self.handle.events.fetch_add(1, Ordering::Relaxed);
@@ -209,12 +242,69 @@ impl Service {
         dispatch(
             &self.matcher,
             &self.handle.supervisor,
+            &self.journal,
             &self.client,
             event,
             delivery.received,
         );
         // For the benchmark, which subscribes to this target; off otherwise.
         trace!(target: "tracim_hooks::timing", event_id = id, "event decided");
+    }
+
+    /// Remembers since when the client is registered, for `status`.
+    fn note_state(&mut self, state: &ClientState) {
+        match state {
+            ClientState::Registered { .. } => {
+                self.registered_since.get_or_insert_with(SystemTime::now);
+            }
+            _ => self.registered_since = None,
+        }
+    }
+
+    /// Serves a request of the control socket.
+    fn answer(&mut self, ask: Ask) {
+        match ask {
+            Ask::Status(reply) => {
+                let state = self.client.state().borrow().clone();
+                let (state, master) = match state {
+                    ClientState::Registered { master } => ("registered", master),
+                    ClientState::Waiting { master } => ("waiting", master),
+                    ClientState::Stopped => ("stopped", self.config.daemon.master_socket.clone()),
+                };
+                let (running, queued) = self.handle.supervisor.load();
+                let health = self.journal.health();
+                let _ = reply.send(LiveStatus {
+                    pid: std::process::id(),
+                    state: state.into(),
+                    master: master.display().to_string(),
+                    registered_since_ms: self.registered_since.map(control::ms),
+                    started_ms: control::ms(self.started),
+                    hooks: self.config.hooks.iter().map(|h| h.name.clone()).collect(),
+                    running,
+                    queued,
+                    events_received: self.handle.events_received(),
+                    journal: JournalHealth {
+                        enabled: self.journal.is_enabled(),
+                        degraded: health.degraded,
+                        degraded_since_ms: health.since.map(control::ms),
+                        last_error: health.last_error,
+                        backlog: health.backlog,
+                        lost: health.lost,
+                    },
+                });
+            }
+            Ask::Replay(items, reply) => {
+                let user_id: Arc<str> = self.client.user_id().unwrap_or_default().into();
+                let outcome = crate::replay::queue(
+                    &items,
+                    &self.config,
+                    &self.journal,
+                    &self.handle.supervisor,
+                    &user_id,
+                );
+                let _ = reply.send(outcome);
+            }
+        }
     }
 
     async fn reload(&mut self) {
@@ -297,8 +387,11 @@ impl Service {
         self.notifier.stopping();
         info!("stopping");
         self.client.shutdown().await;
-        // Events that arrived but were not dispatched before the stop: each run
-        // they would have started is logged as never started, not lost silently.
+        // No more requests: a replay asked from now on finds no service.
+        drop(self.control.take());
+        // Events that arrived but were not dispatched before the stop: with a
+        // journal their runs are recorded, queued, for the next start; without
+        // one each run they would have started is logged as never started.
         drop(self.deliveries_tx);
         let user_id = self.client.user_id().unwrap_or_default();
         while let Ok(inbound) = self.deliveries.try_recv() {
@@ -312,7 +405,23 @@ impl Service {
             let Message::TracimEvent(event) = delivery.envelope.message else {
                 continue;
             };
-            for hook in self.matcher.select(&event, &user_id) {
+            if !self.journal.admit(event.id()) {
+                continue;
+            }
+            let hooks = self.matcher.select(&event, &user_id);
+            if self.journal.is_enabled() {
+                self.journal
+                    .record(new_event(&event), hooks.iter().map(|h| h.name.as_str()));
+                if !hooks.is_empty() {
+                    info!(
+                        event_id = event.id(),
+                        runs = hooks.len(),
+                        "event received while stopping: its runs are left in the journal for the next start"
+                    );
+                }
+                continue;
+            }
+            for hook in hooks {
                 warn!(hook = %hook.name, event_id = event.id(), "run never started: shutting down");
             }
         }
@@ -321,14 +430,25 @@ impl Service {
             .supervisor
             .shutdown(self.config.defaults.shutdown_grace)
             .await;
+        // After the supervisor: every run's end is sent; now it is made durable.
+        let journal = self.journal.clone();
+        drop(self.handle);
+        drop(self.journal);
+        match tokio::task::spawn_blocking(move || journal.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!("the journal could not be written to the end: {e}"),
+            Err(e) => error!("closing the journal failed: {e}"),
+        }
         info!("stopped");
     }
 }
 
-/// Submits one run per matching hook, in file order.
+/// Records the event with one run per matching hook (even none: its id stays
+/// known after a restart), and submits the runs, in file order.
 fn dispatch(
     matcher: &Matcher,
     supervisor: &Supervisor,
+    journal: &Journal,
     client: &Client,
     event: Event,
     arrived: Instant,
@@ -341,28 +461,24 @@ fn dispatch(
         hooks = hooks.len(),
         "event received"
     );
-    for hook in hooks {
-        // A refusal is logged and counted by the supervisor.
-        let _ = supervisor.submit_at(hook, event.clone(), user_id.clone(), arrived);
+    let ids = journal.record(new_event(&event), hooks.iter().map(|h| h.name.as_str()));
+    for (hook, id) in hooks.into_iter().zip(ids) {
+        let run = Run {
+            arrived,
+            id: Some(id),
+            ..Run::new(hook, event.clone(), user_id.clone())
+        };
+        // A refusal is logged, counted and recorded by the supervisor.
+        let _ = supervisor.submit_run(run);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recent_ids_drop_repeats_and_forget_the_oldest() {
-        let mut recent = Recent::default();
-        assert!(recent.first_time(1));
-        assert!(!recent.first_time(1));
-        for id in 2..=(RECENT_EVENTS as u64 + 1) {
-            assert!(recent.first_time(id));
-        }
-        // 1 has been forgotten, 2 not yet.
-        assert!(recent.first_time(1));
-        assert!(!recent.first_time(RECENT_EVENTS as u64));
-        assert_eq!(recent.order.len(), RECENT_EVENTS);
-        assert_eq!(recent.ids.len(), RECENT_EVENTS);
+/// The event as the journal records it: its text exactly as received.
+fn new_event(event: &Event) -> NewEvent {
+    NewEvent {
+        id: event.id(),
+        event_type: event.event_type().to_owned(),
+        received: SystemTime::now(),
+        text: event.raw_shared(),
     }
 }

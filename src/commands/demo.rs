@@ -70,6 +70,9 @@ pub async fn demo(config: Option<Config>) -> Result<(), Failure> {
     };
     config.daemon.master_socket = master.clone();
     config.daemon.socket = socket.clone();
+    // A journal of its own, gone with the directory: the demo's sample events
+    // must not land in (or be deduplicated against) the user's real journal.
+    config.journal.path = dir.path().join("journal.db");
     let config_path = config.path.clone();
 
     let sim = SimDaemon::start(&master, SimOptions::default())

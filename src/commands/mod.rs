@@ -1,13 +1,17 @@
-//! The subcommands, one module each: `run`, `check`, `test`, `init`, `demo`.
+//! The subcommands, one module each: `run`, `check`, `test`, `init`, `demo`,
+//! `status`, `history`, `replay`.
 //!
 //! Each returns `Ok(())` or a [`Failure`] whose lines `main` prints before exiting 1.
 
 mod check;
 mod demo;
 mod failure;
+mod history;
 mod init;
 mod inputs;
+mod replay;
 mod run;
+mod status;
 mod test;
 
 use crate::cli::{Cli, Command};
@@ -30,5 +34,8 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             demo::demo(config).await
         }
         Command::Init { force } => init::init(&path, force),
+        Command::Status { json } => status::status(&path, json).await,
+        Command::History(args) => history::history(&path, args).await,
+        Command::Replay(args) => replay::replay(&path, args).await,
     }
 }

@@ -1,4 +1,4 @@
-//! Durations as hooks.toml writes them: `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
+//! Durations as hooks.toml writes them: `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"30d"`.
 
 use std::time::Duration;
 
@@ -72,6 +72,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         "s" => 1_000,
         "m" | "min" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(bad()),
     };
     // A year is longer than any time limit needs; beyond it sums could overflow.

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tracim_daemon_sdk::client::ClientConfig;
 
 use crate::hook::{Defaults, Hook};
+use crate::journal::JournalSettings;
 use crate::paths;
 
 pub use duration::{DurationError, format_duration, parse_duration};
@@ -46,6 +47,8 @@ pub struct Config {
     pub defaults: Defaults,
     /// The hooks, in file order.
     pub hooks: Vec<Arc<Hook>>,
+    /// The `[journal]` table: where events and runs are kept.
+    pub journal: JournalSettings,
 }
 
 /// Why a config could not be used.

@@ -7,6 +7,7 @@ use toml::Spanned;
 
 use super::duration::{HumanDuration, NonZeroDuration};
 use crate::hook::{Case, Mode, Output};
+use crate::journal::SyncMode;
 
 /// The keys of each table, for reporting every unknown key at once (serde stops
 /// at the first); `deny_unknown_fields` stays as the backstop.
@@ -50,7 +51,9 @@ pub(super) const HOOK_KEYS: &[&str] = &[
     "output",
     "retries",
     "retry_delay",
+    "rerun_interrupted",
 ];
+pub(super) const JOURNAL_KEYS: &[&str] = &["enabled", "path", "retention", "max_events", "sync"];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +103,17 @@ pub(super) struct RawHook {
     pub(super) retry_delay: Option<HumanDuration>,
     pub(super) skip_own: Option<bool>,
     pub(super) where_case: Option<Case>,
+    pub(super) rerun_interrupted: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJournal {
+    pub(super) enabled: Option<bool>,
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) retention: Option<NonZeroDuration>,
+    pub(super) max_events: Option<Spanned<u64>>,
+    pub(super) sync: Option<SyncMode>,
 }
 
 /// `on = "x"` or `on = ["x", "y"]`.

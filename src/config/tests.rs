@@ -231,7 +231,9 @@ fn durations() {
         parse_duration("99999999999999999h"),
         Err(DurationError::TooLong("99999999999999999h".into()))
     );
-    assert!(parse_duration("365d").is_err());
+    assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+    assert!(parse_duration("365d").is_ok());
+    assert!(parse_duration("366d").is_err());
     assert!(parse_duration("8760h").is_ok());
     for text in ["0s", "500ms", "1500ms", "30s", "5m", "90s", "1h"] {
         assert_eq!(format_duration(parse_duration(text).unwrap()), text);
@@ -308,4 +310,63 @@ fn only_a_regular_file_of_bounded_size_is_read() {
     file.set_len(load::MAX_CONFIG_BYTES + 1).unwrap();
     let err = Config::load(&big).unwrap_err().to_string();
     assert!(err.contains("a config may be at most 64 MiB"), "{err}");
+}
+
+#[test]
+fn the_journal_table_and_its_defaults() {
+    let config = parse("[[hook]]\nname = \"a\"\non = \"*\"\nrun = \"true\"\n").unwrap();
+    assert_eq!(config.journal, crate::journal::JournalSettings::default());
+    assert!(config.hooks[0].rerun_interrupted);
+
+    let text = r#"
+[journal]
+enabled = false
+path = "/srv/state/j.db"
+retention = "7d"
+max_events = 500
+sync = "full"
+
+[[hook]]
+name = "a"
+on = "*"
+run = "true"
+rerun_interrupted = false
+"#;
+    let config = parse(text).unwrap();
+    let j = &config.journal;
+    assert!(!j.enabled);
+    assert_eq!(j.path, PathBuf::from("/srv/state/j.db"));
+    assert_eq!(j.retention, Duration::from_secs(7 * 86_400));
+    assert_eq!(j.max_events, 500);
+    assert_eq!(j.sync, crate::journal::SyncMode::Full);
+    assert!(!config.hooks[0].rerun_interrupted);
+}
+
+#[test]
+fn journal_mistakes_point_at_their_place() {
+    let text = "[journal]\npath = \"relative/j.db\"\nmax_events = 0\nretention = \"0s\"\nsync = \"fast\"\nsize = 3\n";
+    let got = errors(text);
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("hooks.toml:6:1: unknown key `size` in [journal]")),
+        "{got:#?}"
+    );
+    // Serde stops at the first bad value of a table; the rest shows once it is fixed.
+    assert!(
+        got.iter().any(|l| l.starts_with("hooks.toml:4:")),
+        "{got:#?}"
+    );
+    let got = errors("[journal]\npath = \"relative/j.db\"\nmax_events = 0\n");
+    assert_eq!(
+        got,
+        vec![
+            "hooks.toml:2:8: journal path must be an absolute path (or start with `~`), got `relative/j.db`",
+            "hooks.toml:3:14: max_events must be at least 1",
+        ]
+    );
+    let got = errors("[journal]\nsync = \"fast\"\n");
+    assert!(
+        got[0].starts_with("hooks.toml:2:8:") && got[0].contains("fast"),
+        "{got:#?}"
+    );
 }

@@ -13,9 +13,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use tracim_daemon_sdk::client::ClientConfig;
 
 use super::duration::{HumanDuration, NonZeroDuration};
-use super::schema::{DAEMON_KEYS, DEFAULTS_KEYS, RawDaemon, RawDefaults};
+use super::schema::{DAEMON_KEYS, DEFAULTS_KEYS, JOURNAL_KEYS, RawDaemon, RawDefaults, RawJournal};
 use super::{Config, Problem};
 use crate::hook::Defaults;
+use crate::journal::{self, JournalSettings};
 use crate::paths;
 
 /// Longest path a Unix socket address can hold (`sun_path` less its NUL).
@@ -165,11 +166,13 @@ impl<'a> Parser<'a> {
         };
         let mut daemon = None;
         let mut defaults = None;
+        let mut journal = None;
         let mut hook_items = Vec::new();
         for (key, value) in document.into_inner() {
             match key.get_ref().as_ref() {
                 "daemon" => daemon = Some(value),
                 "defaults" => defaults = Some(value),
+                "journal" => journal = Some(value),
                 "hook" => match value.into_inner() {
                     DeValue::Array(items) => hook_items = items.to_vec(),
                     _ => self.problem(
@@ -182,7 +185,7 @@ impl<'a> Parser<'a> {
                     key.span(),
                     None,
                     format!(
-                        "unknown section `{other}`, expected one of `daemon`, `defaults`, `hook`"
+                        "unknown section `{other}`, expected one of `daemon`, `defaults`, `journal`, `hook`"
                     ),
                 ),
             }
@@ -195,6 +198,8 @@ impl<'a> Parser<'a> {
             .map_or(super::LOG_WINDOW, |w| w.0);
         let daemon = daemon.and_then(|d| self.daemon(d));
         let defaults = defaults.and_then(|d| self.defaults(d));
+        let journal: Option<RawJournal> = self.section(journal, JOURNAL_KEYS, "[journal]");
+        let journal = journal.and_then(|j| self.journal(j));
 
         let mut hooks = Vec::new();
         let mut names = HashMap::new();
@@ -207,13 +212,14 @@ impl<'a> Parser<'a> {
                 hooks.push(Arc::new(hook));
             }
         }
-        let (daemon, defaults) = (daemon?, defaults?);
+        let (daemon, defaults, journal) = (daemon?, defaults?, journal?);
         Some(Config {
             path: self.path.to_path_buf(),
             daemon,
             log_window,
             defaults,
             hooks,
+            journal,
         })
     }
 
@@ -354,6 +360,48 @@ impl<'a> Parser<'a> {
             retries: raw.retries.unwrap_or(Defaults::RETRIES),
             retry_delay: d(raw.retry_delay, Defaults::RETRY_DELAY),
             skip_own: raw.skip_own.unwrap_or(Defaults::SKIP_OWN),
+        })
+    }
+}
+
+impl Parser<'_> {
+    /// The `[journal]` table; what it leaves out is `journal::defaults`.
+    fn journal(&mut self, raw: RawJournal) -> Option<JournalSettings> {
+        let path = match raw.path {
+            None => Some(journal::defaults::path()),
+            Some(v) => match paths::expand(v.get_ref()) {
+                Ok(p) if p.is_absolute() => Some(p),
+                Ok(p) => {
+                    self.problem(
+                        v.span(),
+                        None,
+                        format!(
+                            "journal path must be an absolute path (or start with `~`), got `{}`",
+                            p.display()
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.problem(v.span(), None, format!("journal path: {e}"));
+                    None
+                }
+            },
+        };
+        let max_events = match raw.max_events {
+            Some(v) if *v.get_ref() == 0 => {
+                self.problem(v.span(), None, "max_events must be at least 1");
+                None
+            }
+            Some(v) => Some(*v.get_ref()),
+            None => Some(journal::defaults::MAX_EVENTS),
+        };
+        Some(JournalSettings {
+            enabled: raw.enabled.unwrap_or(journal::defaults::ENABLED),
+            path: path?,
+            retention: raw.retention.map_or(journal::defaults::RETENTION, |d| d.0),
+            max_events: max_events?,
+            sync: raw.sync.unwrap_or(journal::defaults::SYNC),
         })
     }
 }

@@ -206,6 +206,7 @@ impl<'a> Parser<'a> {
             retries: raw.retries.unwrap_or(defaults.retries),
             retry_delay: raw.retry_delay.map_or(defaults.retry_delay, |d| d.0),
             skip_own: raw.skip_own.unwrap_or(defaults.skip_own),
+            rerun_interrupted: raw.rerun_interrupted.unwrap_or(Defaults::RERUN_INTERRUPTED),
             conditions,
             where_case,
             line,

@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, warn};
 
+use super::io::Tail;
 use super::{Exit, GROUP_GIVE_UP, GROUP_POLL, LEAVE_GRACE, Limits, OUTPUT_DRAIN, Outcome, reaper};
 
 /// A started process, leader of its own process group.
@@ -17,6 +19,8 @@ pub struct Child {
     started: Instant,
     pub(super) io: Vec<tokio::task::JoinHandle<()>>,
     pub(super) stdin_writer: Option<tokio::task::JoinHandle<()>>,
+    /// What the stdout and stderr readers keep of the end of each stream.
+    pub(super) tails: [Arc<Mutex<Tail>>; 2],
     reaped: Option<Exit>,
 }
 
@@ -51,6 +55,7 @@ impl Child {
             started,
             io: Vec::new(),
             stdin_writer: None,
+            tails: Default::default(),
             reaped: None,
         }
     }
@@ -156,11 +161,14 @@ impl Child {
                 abort.abort();
             }
         }
+        let [stdout_tail, stderr_tail] = self.tails.clone().map(|t| crate::lock(&t).take());
         Outcome {
             exit,
             timed_out,
             cancelled,
             duration: self.started.elapsed(),
+            stdout_tail,
+            stderr_tail,
         }
     }
 }

@@ -24,12 +24,15 @@ use tokio::net::unix::pipe;
 use crate::hook::Output;
 
 pub use child::{Child, group_exists};
+pub use io::escape_controls;
 pub use reaper::reap_orphans;
 
 /// A logged line of hook output is cut here.
 pub const MAX_LINE: usize = 4096;
 /// A run's logged output stops here.
 pub const MAX_RUN_OUTPUT: usize = 64 * 1024;
+/// How much of the end of each stream an [`Outcome`] keeps (for the journal).
+pub const OUTPUT_TAIL: usize = crate::journal::OUTPUT_TAIL;
 /// After the group is gone, how long output readers may still drain.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// Polling step while waiting for a group to empty.
@@ -126,7 +129,7 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// How the command itself ended.
     pub exit: Exit,
@@ -136,6 +139,11 @@ pub struct Outcome {
     pub cancelled: bool,
     /// From spawn to the group being gone.
     pub duration: Duration,
+    /// The last [`OUTPUT_TAIL`] bytes of its stdout, escaped as in the logs
+    /// (empty unless its output is logged).
+    pub stdout_tail: String,
+    /// The same of its stderr.
+    pub stderr_tail: String,
 }
 
 impl Outcome {
@@ -205,13 +213,14 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         (std_child.stdout.take().map(OwnedFd::from), "stdout"),
         (std_child.stderr.take().map(OwnedFd::from), "stderr"),
     ];
-    for (fd, stream) in readers {
+    for ((fd, stream), tail) in readers.into_iter().zip(child.tails.clone()) {
         if let Some(receiver) = fd.and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok()) {
             child.io.push(tokio::spawn(io::log_output(
                 receiver,
                 stream,
                 spec.label.clone(),
                 budget.clone(),
+                tail,
             )));
         }
     }

@@ -321,3 +321,47 @@ async fn a_process_started_with_setsid_outlives_its_hook_every_time() {
         "only {survived} of 100 background processes outlived their hook"
     );
 }
+
+#[tokio::test]
+async fn outcomes_keep_the_escaped_end_of_each_stream() {
+    let script = r"printf 'a\033[31mb\000c\r\n'; printf 'bell\007' >&2";
+    let outcome = run(
+        &spec(&["sh", "-c", script], None, Output::Log),
+        LIMITS,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.stdout_tail, "a\\x1b[31mb\\x00c\n");
+    assert_eq!(outcome.stderr_tail, "bell\\x07\n");
+
+    // Far past the logging cap: the tail is still the real end, within 8 KiB.
+    let script = "i=0; while [ $i -lt 12000 ]; do echo \"out $i\"; i=$((i+1)); done; echo last >&2";
+    let outcome = run(
+        &spec(&["sh", "-c", script], None, Output::Log),
+        LIMITS,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        outcome.stdout_tail.len() <= OUTPUT_TAIL,
+        "{}",
+        outcome.stdout_tail.len()
+    );
+    assert!(outcome.stdout_tail.len() > OUTPUT_TAIL - 20);
+    assert!(outcome.stdout_tail.ends_with("out 11998\nout 11999\n"));
+    assert_eq!(outcome.stderr_tail, "last\n");
+
+    let quiet = run(
+        &spec(&["sh", "-c", "echo x"], None, Output::Null),
+        LIMITS,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (quiet.stdout_tail.as_str(), quiet.stderr_tail.as_str()),
+        ("", "")
+    );
+}

@@ -68,6 +68,7 @@ use std::time::Duration;
 
 pub use error::JournalError;
 pub use handle::Journal;
+pub(crate) use model::tail as tail_of;
 pub use model::{
     Exit, Health, NewEvent, OUTPUT_TAIL, Pending, PendingKind, PendingRun, RunEnd, RunId,
     RunOrigin, RunState, StoredEvent,
@@ -75,6 +76,7 @@ pub use model::{
 pub use open::{Opened, open};
 pub use prune::Pruned;
 pub use query::{EventDetail, Failure, HistoryFilter, HookSummary, Reader, RunOutput, RunRecord};
+pub(crate) use time::{from_ms, utc};
 
 /// The defaults of the `[journal]` table, in one place.
 pub mod defaults {

@@ -44,6 +44,20 @@ pub(crate) fn stamp(at: SystemTime) -> String {
     )
 }
 
+/// `2026-11-27 13:13:06Z`: a time as the commands print it (UTC).
+pub(crate) fn utc(at: SystemTime) -> String {
+    let s = stamp(at);
+    format!(
+        "{}-{}-{} {}:{}:{}Z",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13],
+        &s[13..15]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +74,10 @@ mod tests {
         assert_eq!(
             stamp(UNIX_EPOCH + Duration::from_secs(1_795_785_186)),
             "20261127T131306Z"
+        );
+        assert_eq!(
+            utc(UNIX_EPOCH + Duration::from_secs(1_795_785_186)),
+            "2026-11-27 13:13:06Z"
         );
     }
 

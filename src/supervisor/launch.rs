@@ -36,6 +36,10 @@ pub struct Attempt {
     pub arrived: Instant,
     /// Size budget of the `TRACIM_*` variables.
     pub env_budget: usize,
+    /// It was running when the runner died and runs again: `TRACIM_REDELIVERED=1`.
+    pub redelivered: bool,
+    /// Someone asked for it again (`replay`): `TRACIM_REPLAY=1`.
+    pub replay: bool,
 }
 
 /// Resolves once the supervisor gives up on running hooks (shutdown past its grace).
@@ -102,8 +106,16 @@ impl Launcher for ProcessLauncher {
             let hook = attempt.hook.clone();
             let (event, user) = (attempt.event.clone(), attempt.daemon_user_id.clone());
             let budget = attempt.env_budget;
+            let flags = [
+                (attempt.redelivered, "TRACIM_REDELIVERED"),
+                (attempt.replay, "TRACIM_REPLAY"),
+            ];
             let spawned = tokio::task::spawn_blocking(move || {
-                exec::spawn(&hook_spec(&hook, &event, &user, budget, &inherited))
+                let mut spec = hook_spec(&hook, &event, &user, budget, &inherited);
+                for (_, name) in flags.iter().filter(|(on, _)| *on) {
+                    spec.env.push((name.into(), "1".into()));
+                }
+                exec::spawn(&spec)
             })
             .await
             .map_err(|e| RunError::Supervision(e.to_string()))??;

@@ -8,6 +8,7 @@
 
 mod launch;
 mod queue;
+mod record;
 mod report;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +20,9 @@ use tracing::{error, info, warn};
 
 use crate::exec::Outcome;
 use crate::hook::{Defaults, Hook};
+use crate::journal::{Journal, RunId};
 use queue::{Job, Queued, State};
+use record::Recorder;
 use report::Counters;
 
 pub use launch::{Attempt, Cancel, Launcher, ProcessLauncher, Running, hook_spec};
@@ -46,6 +49,43 @@ impl From<&Defaults> for Settings {
     }
 }
 
+/// A run to queue: a hook for an event, and what the journal knows of it.
+#[derive(Clone)]
+pub struct Run {
+    /// The hook.
+    pub hook: Arc<Hook>,
+    /// The event.
+    pub event: Event,
+    /// The daemon's account, for `TRACIM_DAEMON_USER_ID`.
+    pub daemon_user_id: Arc<str>,
+    /// When the event arrived, for latency figures.
+    pub arrived: Instant,
+    /// The run in the journal; `None` for a run that is not recorded.
+    pub id: Option<RunId>,
+    /// The attempt it starts as: 1, or more for a run resumed from the journal.
+    pub attempt: u32,
+    /// It was running when the runner died: runs with `TRACIM_REDELIVERED=1`.
+    pub redelivered: bool,
+    /// Someone asked for it again: runs with `TRACIM_REPLAY=1`.
+    pub replay: bool,
+}
+
+impl Run {
+    /// A first attempt, not recorded, arriving now.
+    pub fn new(hook: Arc<Hook>, event: Event, daemon_user_id: Arc<str>) -> Run {
+        Run {
+            hook,
+            event,
+            daemon_user_id,
+            arrived: Instant::now(),
+            id: None,
+            attempt: 1,
+            redelivered: false,
+            replay: false,
+        }
+    }
+}
+
 /// Why a run was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -65,6 +105,7 @@ struct Inner {
     cancel: watch::Sender<bool>,
     closing: watch::Sender<bool>,
     reporter: Mutex<Option<mpsc::UnboundedSender<RunReport>>>,
+    journal: Recorder,
 }
 
 /// Runs hooks for events, within the configured limits. Cheap to clone.
@@ -81,6 +122,24 @@ impl Supervisor {
 
     /// A supervisor whose attempts are run by `launcher`.
     pub fn with_launcher(settings: Settings, launcher: Arc<dyn Launcher>) -> Supervisor {
+        Supervisor::build(settings, launcher, None)
+    }
+
+    /// A supervisor that records in `journal` how each run with a journal id goes:
+    /// started, ended (with its output tails), coalesced, dropped.
+    pub fn journaled(
+        settings: Settings,
+        launcher: Arc<dyn Launcher>,
+        journal: Journal,
+    ) -> Supervisor {
+        Supervisor::build(settings, launcher, Some(journal))
+    }
+
+    fn build(
+        settings: Settings,
+        launcher: Arc<dyn Launcher>,
+        journal: Option<Journal>,
+    ) -> Supervisor {
         Supervisor {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::new(settings)),
@@ -90,6 +149,7 @@ impl Supervisor {
                 cancel: watch::channel(false).0,
                 closing: watch::channel(false).0,
                 reporter: Mutex::new(None),
+                journal: Recorder(journal),
             }),
         }
     }
@@ -128,12 +188,25 @@ impl Supervisor {
         daemon_user_id: Arc<str>,
         arrived: Instant,
     ) -> Result<(), Refused> {
-        let job = Job {
-            hook,
-            event,
-            daemon_user_id,
-            attempts_made: 0,
+        self.submit_run(Run {
             arrived,
+            ..Run::new(hook, event, daemon_user_id)
+        })
+    }
+
+    /// Queues a run as described. Never waits. A refusal is logged (with the
+    /// hook and the event id), counted, and recorded as dropped when the queue is
+    /// full; a run refused because the supervisor stops stays queued in the journal.
+    pub fn submit_run(&self, run: Run) -> Result<(), Refused> {
+        let job = Job {
+            hook: run.hook,
+            event: run.event,
+            daemon_user_id: run.daemon_user_id,
+            attempts_made: run.attempt.saturating_sub(1),
+            arrived: run.arrived,
+            id: run.id,
+            redelivered: run.redelivered,
+            replay: run.replay,
         };
         let starts = {
             let mut state = self.lock();
@@ -147,11 +220,15 @@ impl Supervisor {
             if let Some(refused) = refused {
                 let total = Counters::bump(&self.inner.counters.refused);
                 error!(hook = %job.hook.name, event_id = job.event.id(), refused_total = total, "run refused: {refused}");
+                if let Refused::QueueFull(_) = refused {
+                    self.inner.journal.dropped(job.id, &refused.to_string());
+                }
                 return Err(refused);
             }
-            let newer_event_id = job.event.id();
+            let (newer_event_id, newer_run) = (job.event.id(), job.id);
             if let Queued::Replaced(replaced) = state.enqueue(job) {
                 Counters::bump(&self.inner.counters.coalesced);
+                self.inner.journal.coalesced(replaced.id, newer_run);
                 info!(hook = %replaced.hook.name, event_id = replaced.event.id(), newer_event_id, "skipped: a newer event replaced it (mode = \"latest\")");
             }
             state.take_startable()
@@ -175,7 +252,10 @@ impl Supervisor {
             number: job.attempts_made + 1,
             arrived: job.arrived,
             env_budget: self.lock().settings.env_budget,
+            redelivered: job.redelivered,
+            replay: job.replay,
         };
+        self.inner.journal.started(job.id, attempt.number);
         let running = self
             .inner
             .launcher
@@ -212,6 +292,7 @@ impl Supervisor {
             }
         };
         let cancelled = matches!(&result, Ok(o) if o.cancelled);
+        let report_id = job.id;
         let mut report = RunReport {
             hook: hook.name.clone(),
             event_id,
@@ -251,6 +332,12 @@ impl Supervisor {
                 Counters::bump(counter);
                 state.release_lane(&job.hook);
             }
+            if cancelled && self.inner.journal.keeps(report_id) {
+                info!(hook = %report.hook, event_id, attempt, "the stop cut this run short: it runs again at the next start");
+            }
+            self.inner
+                .journal
+                .ended(report_id, attempt, &report.result, report.will_retry);
             // Reported before the lock drops, so that whoever sees the supervisor
             // idle also finds the report of its last run.
             if let Some(reporter) = crate::lock(&self.inner.reporter).as_ref() {
@@ -276,7 +363,11 @@ impl Supervisor {
             state.retry_timers -= 1;
             if state.closed {
                 Counters::bump(&self.inner.counters.never_started);
-                warn!(hook = %job.hook.name, event_id = job.event.id(), "retry never started: shutting down");
+                if self.inner.journal.keeps(job.id) {
+                    info!(hook = %job.hook.name, event_id = job.event.id(), "retry left in the journal: it runs at the next start");
+                } else {
+                    warn!(hook = %job.hook.name, event_id = job.event.id(), "retry never started: shutting down");
+                }
                 state.release_lane(&job.hook);
             } else {
                 state.requeue_first(job);
@@ -309,15 +400,26 @@ impl Supervisor {
         }
     }
 
-    /// Stops taking runs, logs every queued run that will never start, lets the
-    /// running ones finish for up to `grace`, then cancels them (their launcher
+    /// Stops taking runs, logs every queued run that will never start (with a
+    /// journal, they stay queued there for the next start), lets the running ones finish for up to `grace`, then cancels them (their launcher
     /// kills their process groups).
     pub async fn shutdown(&self, grace: Duration) {
         let dropped = self.lock().close();
         self.inner.closing.send_replace(true);
+        let mut kept = 0;
         for job in &dropped {
             Counters::bump(&self.inner.counters.never_started);
-            warn!(hook = %job.hook.name, event_id = job.event.id(), "run never started: shutting down");
+            if self.inner.journal.keeps(job.id) {
+                kept += 1;
+            } else {
+                warn!(hook = %job.hook.name, event_id = job.event.id(), "run never started: shutting down");
+            }
+        }
+        if kept > 0 {
+            info!(
+                runs = kept,
+                "queued runs left in the journal: they run at the next start"
+            );
         }
         let (running, _) = self.load();
         if running > 0 {

@@ -10,6 +10,7 @@ use tracim_daemon_sdk::protocol::Event;
 
 use super::Settings;
 use crate::hook::{Hook, Mode};
+use crate::journal::RunId;
 
 /// A run waiting for its turn or under way.
 pub(super) struct Job {
@@ -19,6 +20,12 @@ pub(super) struct Job {
     /// Attempts made so far (0 before the first).
     pub(super) attempts_made: u32,
     pub(super) arrived: Instant,
+    /// The run in the journal, when it is recorded there.
+    pub(super) id: Option<RunId>,
+    /// `TRACIM_REDELIVERED=1`: it was running when the runner died.
+    pub(super) redelivered: bool,
+    /// `TRACIM_REPLAY=1`: someone asked for it again.
+    pub(super) replay: bool,
 }
 
 /// The runs of one `serial` or `latest` hook.

@@ -89,6 +89,8 @@ impl Launcher for FakeLauncher {
                 timed_out: false,
                 cancelled,
                 duration: started.elapsed(),
+                stdout_tail: String::new(),
+                stderr_tail: format!("attempt {}\n", attempt.number),
             })
         })
     }
@@ -108,6 +110,7 @@ fn hook(name: &str, mode: Mode, retries: u32) -> Arc<Hook> {
         retries,
         retry_delay: Duration::from_millis(100),
         skip_own: false,
+        rerun_interrupted: true,
         conditions: Vec::new(),
         where_case: Defaults::WHERE_CASE,
         line: 1,
@@ -292,4 +295,98 @@ async fn new_limits_apply_to_waiting_runs_at_once() {
     supervisor.wait_idle().await;
     assert!(launcher.seen().iter().all(|s| s.started_ms == 0));
     assert_eq!(launcher.most_at_once(), 4);
+}
+
+/// Every run with a journal id leaves its life in the journal: attempts with their
+/// ends and output, a merge into a newer run, a refusal; a stop leaves the queue.
+#[tokio::test(start_paused = true)]
+async fn runs_are_recorded_in_the_journal() {
+    use crate::journal::{self, HistoryFilter, JournalSettings, NewEvent, Reader, RunState};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let opened = journal::open(&JournalSettings::at(&path)).unwrap();
+    let journal = opened.journal;
+    let launcher = FakeLauncher::failing(Duration::from_millis(100), &[("flaky", 1)]);
+    let supervisor = Supervisor::journaled(settings(1, 2), launcher.clone(), journal.clone());
+    let (flaky, latest) = (
+        hook("flaky", Mode::Serial, 1),
+        hook("latest", Mode::Latest, 0),
+    );
+    let submit_recorded = |hook: &Arc<Hook>, id: u64| {
+        let e = event(id);
+        let ids = journal.record(
+            NewEvent {
+                id,
+                event_type: e.event_type().to_owned(),
+                received: std::time::SystemTime::now(),
+                text: e.raw_shared(),
+            },
+            [hook.name.as_str()],
+        );
+        supervisor.submit_run(Run {
+            id: Some(ids[0]),
+            ..Run::new(hook.clone(), e, "1".into())
+        })
+    };
+    submit_recorded(&flaky, 1).unwrap(); // starts, fails, retries
+    submit_recorded(&latest, 2).unwrap(); // waits for the one slot
+    submit_recorded(&latest, 3).unwrap(); // waits in the lane behind 2
+    submit_recorded(&latest, 4).unwrap(); // replaces 3
+    submit_recorded(&latest, 5).unwrap(); // replaces 4
+    assert!(submit_recorded(&flaky, 6).is_err()); // 2 waiting: refused
+    supervisor.wait_idle().await;
+    supervisor.shutdown(Duration::from_secs(1)).await;
+    drop(supervisor);
+    journal.flush().unwrap();
+
+    let reader = Reader::open(&path).unwrap();
+    let history = reader.history(&HistoryFilter::default()).unwrap();
+    let of = |event_id: u64| -> Vec<(u32, RunState, String)> {
+        let mut runs: Vec<_> = history
+            .iter()
+            .filter(|r| r.event_id == event_id)
+            .map(|r| (r.attempt, r.state, r.reason.clone().unwrap_or_default()))
+            .collect();
+        runs.sort_by_key(|r| r.0);
+        runs
+    };
+    assert_eq!(of(1)[0].1, RunState::Failed, "{history:#?}");
+    assert_eq!(of(1)[1].1, RunState::Ok);
+    assert_eq!(of(1).len(), 2);
+    assert_eq!(of(2)[0].1, RunState::Ok);
+    assert_eq!(of(3)[0].1, RunState::Coalesced);
+    assert_eq!(of(4)[0].1, RunState::Coalesced);
+    assert_eq!(of(5)[0].1, RunState::Ok);
+    assert_eq!(of(6)[0].1, RunState::Dropped);
+    assert!(of(6)[0].2.contains("queue full"), "{:?}", of(6));
+    let detail = reader.event(1).unwrap().unwrap();
+    assert_eq!(detail.runs[0].stderr_tail, "attempt 1\n");
+    assert_eq!(detail.runs[1].stderr_tail, "attempt 2\n");
+
+    // A stop with a queue: what waits stays queued for the next start.
+    let supervisor = Supervisor::journaled(settings(1, 10), launcher.clone(), journal.clone());
+    let slow = hook("slow", Mode::Parallel, 0);
+    let ids = journal.record(
+        NewEvent {
+            id: 7,
+            event_type: "a.b".into(),
+            received: std::time::SystemTime::now(),
+            text: event(7).raw_shared(),
+        },
+        ["slow", "slow"],
+    );
+    for id in &ids {
+        supervisor
+            .submit_run(Run {
+                id: Some(*id),
+                ..Run::new(slow.clone(), event(7), "1".into())
+            })
+            .unwrap();
+    }
+    supervisor.shutdown(Duration::from_secs(1)).await;
+    drop(supervisor);
+    journal.close().unwrap();
+    let pending = journal::open(&JournalSettings::at(&path)).unwrap().pending;
+    let left: Vec<_> = pending.runs.iter().map(|r| (r.run, r.kind)).collect();
+    assert_eq!(left, [(ids[1], journal::PendingKind::Queued)]);
 }

@@ -28,6 +28,12 @@ impl Runner {
         command
             .args(["--config", &config.to_string_lossy(), "run"])
             .env_remove("NOTIFY_SOCKET")
+            // Each runner its own default journal next to its config, not the
+            // user's (nor another test's).
+            .env(
+                "XDG_STATE_HOME",
+                config.parent().unwrap_or(Path::new("/tmp")).join("state"),
+            )
             .env(
                 "TRACIM_HOOKS_LOG",
                 "tracim_hooks=debug,tracim_daemon_sdk=debug",
