@@ -18,6 +18,7 @@ pub mod hook;
 pub mod journal;
 pub mod logging;
 pub mod matcher;
+pub mod memory;
 pub mod notify;
 mod paths;
 pub mod replay;

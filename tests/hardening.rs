@@ -6,6 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::procfs::status_kb;
 use common::*;
 use serde_json::json;
 use tracim_daemon_sdk::protocol::{AccountInfo, Envelope, Message};
@@ -160,4 +161,67 @@ async fn numbers_reach_hooks_and_conditions_as_the_daemon_wrote_them() {
         std::fs::read_to_string(out.join("all.31.stdin")).unwrap(),
         format!("{text}\n")
     );
+}
+
+/// The runner's anonymous resident memory (its heaps and stacks, not its
+/// binary's pages, which a debug build makes large), KiB.
+fn heap_kib(pid: i32) -> u64 {
+    status_kb(pid, "RssAnon")
+}
+
+/// Waits up to 10 s for the runner's anonymous memory to fall back within
+/// 4 MiB of what it was idle (the release binary's whole RSS is then under
+/// 16 MiB: see the benchmark).
+async fn memory_falls_back(runner: &Runner, idle_kib: u64, after: &str) {
+    let limit = idle_kib + 4 * 1024;
+    let settled = wait_for(Duration::from_secs(10), || heap_kib(runner.pid()) < limit).await;
+    assert!(
+        settled,
+        "after {after}: {} KiB anonymous memory 10 s later, {idle_kib} KiB idle (peak RSS {} KiB)",
+        heap_kib(runner.pid()),
+        status_kb(runner.pid(), "VmHWM")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_is_given_back_after_a_huge_message_and_a_huge_event() {
+    let place = Place::new();
+    let out = place.out();
+    let sim = place.sim(Duration::from_secs(30)).await;
+    place.write_config(&recording_hook("all", "\"*\"", &out));
+    let runner = registered(&place).await;
+    let idle = heap_kib(runner.pid());
+    // A 17 MiB message: over max_message (16 MiB), refused.
+    let huge = vec![b'x'; 17 * 1024 * 1024];
+    let _ = send_raw(&place.socket(), &huge).await;
+    assert!(
+        runner
+            .wait_log("message over max_message dropped", SHORT)
+            .await,
+        "{}",
+        runner.log()
+    );
+    memory_falls_back(&runner, idle, "a 17 MiB message refused").await;
+    // A 15 MiB note whose run ends.
+    let body = "y".repeat(15 * 1024 * 1024);
+    let text = json!({
+        "event_id": 41,
+        "event_type": "content.modified.html-document",
+        "fields": {"content": {"raw_content": body}},
+    })
+    .to_string();
+    assert_eq!(sim.send_event(&text).await.ok, 1);
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs"))
+            .contains(&"all 41".to_owned()))
+        .await,
+        "{}",
+        runner.log()
+    );
+    assert!(
+        runner.wait_log("run finished", SHORT).await,
+        "{}",
+        runner.log()
+    );
+    memory_falls_back(&runner, idle, "a 15 MiB event's run").await;
 }
