@@ -225,3 +225,80 @@ async fn memory_is_given_back_after_a_huge_message_and_a_huge_event() {
     );
     memory_falls_back(&runner, idle, "a 15 MiB event's run").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_cannot_starve_the_daemon() {
+    let place = Place::new();
+    let out = place.out();
+    let sim = place.sim(Duration::from_secs(30)).await;
+    // Silent peers would hold their slots for 30 s.
+    place.write_config_with(
+        "read_timeout = \"30s\"",
+        &recording_hook("all", "\"*\"", &out),
+    );
+    let runner = registered(&place).await;
+    // More silent connections than there are read slots (512).
+    let mut silent = Vec::new();
+    for _ in 0..600 {
+        silent.push(
+            tokio::net::UnixStream::connect(place.socket())
+                .await
+                .unwrap(),
+        );
+    }
+    // The daemon's next delivery is read at once all the same.
+    let started = Instant::now();
+    assert_eq!(sim.send_event(&tlm(51, 2)).await.ok, 1);
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs"))
+            .contains(&"all 51".to_owned()))
+        .await,
+        "the event did not run while silent peers held the slots:\n{}",
+        runner.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(runner.log().contains("connection shed"), "{}", runner.log());
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_ping_makes_the_runner_ask_the_daemon_at_once() {
+    let place = Place::new();
+    let sim = place.sim(Duration::from_millis(200)).await;
+    // Neither the periodic check (60 s) nor the ping timeout (75 s) can notice
+    // within the test: only a late ping can.
+    place.write_config_with(
+        "ping_interval = \"200ms\"\ncheck_interval = \"60s\"\nping_timeout = \"75s\"",
+        "",
+    );
+    let runner = registered(&place).await;
+    // The daemon drops us (as after a failed delivery) and so stops pinging us.
+    sim.set_pinging(false);
+    sim.forget(&place.socket().to_string_lossy());
+    let started = Instant::now();
+    assert!(
+        runner
+            .wait_log(
+                "registering again: the daemon no longer lists this client",
+                SHORT
+            )
+            .await,
+        "{}",
+        runner.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    sim.set_pinging(true);
+    assert!(
+        sim.wait_for_client(&place.socket(), SHORT).await,
+        "{}",
+        runner.log()
+    );
+}

@@ -284,6 +284,7 @@ impl<'a> Parser<'a> {
         Some(ClientConfig {
             max_message: max_message?.unwrap_or(defaults.max_message),
             read_timeout: d(raw.read_timeout, defaults.read_timeout),
+            ping_interval: d(raw.ping_interval, defaults.ping_interval),
             ping_timeout: d(raw.ping_timeout, defaults.ping_timeout),
             check_interval: d(raw.check_interval, defaults.check_interval),
             watch_interval: d(raw.watch_interval, defaults.watch_interval),

@@ -36,6 +36,10 @@ pub(super) async fn send_to_daemon(shared: &Shared, message: Message) -> Result<
         })
 }
 
+/// How late the daemon's ping may be before we ask whether it still lists us
+/// (at most one `ping_interval`).
+const PING_SLACK: Duration = Duration::from_secs(5);
+
 /// Registers, and registers again whenever the daemon may have forgotten us: a
 /// new master socket (restart), pings that stopped, or a client list without us.
 pub(super) async fn register_loop(shared: Arc<Shared>) {
@@ -107,30 +111,42 @@ async fn watch_registration(shared: &Shared, identity: Option<FileIdentity>) -> 
     let mut watch = tokio::time::interval(config.watch_interval);
     let mut check = tokio::time::interval(config.check_interval);
     check.reset();
+    // A ping a few seconds late is the first sign the daemon dropped us (after a
+    // delivery to us failed, say): ask at once instead of at the next check.
+    let late = config.ping_interval + PING_SLACK.min(config.ping_interval);
+    let mut asked_about: Option<Instant> = None;
     loop {
-        tokio::select! {
+        let ask_now = tokio::select! {
             _ = watch.tick() => {
                 if socket::file_identity(&config.master_socket) != identity {
                     return "the daemon's master socket was replaced (daemon restart)";
                 }
-                if lock(&shared.last_ping).elapsed() > config.ping_timeout {
+                let last_ping = *lock(&shared.last_ping);
+                if last_ping.elapsed() > config.ping_timeout {
                     return "no ping from the daemon within ping_timeout";
                 }
-            }
-            _ = check.tick() => {
-                match ask_clients(shared, config.read_timeout).await {
-                    Ok(list) if list.iter().any(|c| c.path == shared.self_path) => {}
-                    Ok(_) => return "the daemon no longer lists this client",
-                    Err(e) => {
-                        debug!("client check: {e}");
-                        if matches!(e, ClientError::Send { .. }) {
-                            return "the daemon cannot be reached";
-                        }
-                    }
+                let overdue = last_ping.elapsed() > late && asked_about != Some(last_ping);
+                if overdue {
+                    asked_about = Some(last_ping);
+                    debug!("the daemon's ping is late: asking whether it still lists us");
                 }
+                overdue
             }
+            _ = check.tick() => true,
             () = shared.forgotten.notified() => {
                 return "the daemon announced this client deleted";
+            }
+        };
+        if ask_now {
+            match ask_clients(shared, config.read_timeout).await {
+                Ok(list) if list.iter().any(|c| c.path == shared.self_path) => {}
+                Ok(_) => return "the daemon no longer lists this client",
+                Err(e) => {
+                    debug!("client check: {e}");
+                    if matches!(e, ClientError::Send { .. }) {
+                        return "the daemon cannot be reached";
+                    }
+                }
             }
         }
     }
