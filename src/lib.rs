@@ -26,6 +26,7 @@ pub mod resume;
 mod samples;
 pub mod service;
 pub mod supervisor;
+mod text;
 
 /// Locks a mutex, taking over one that a panic poisoned: what it guards stays
 /// consistent at every unlock here, and a panic elsewhere must not stop the runner.

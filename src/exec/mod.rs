@@ -27,12 +27,12 @@ pub use child::{Child, group_exists};
 pub use io::escape_controls;
 pub use reaper::reap_orphans;
 
+pub use crate::text::OUTPUT_TAIL;
+
 /// A logged line of hook output is cut here.
 pub const MAX_LINE: usize = 4096;
 /// A run's logged output stops here.
 pub const MAX_RUN_OUTPUT: usize = 64 * 1024;
-/// How much of the end of each stream an [`Outcome`] keeps (for the journal).
-pub const OUTPUT_TAIL: usize = crate::journal::OUTPUT_TAIL;
 /// After the group is gone, how long output readers may still drain.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// Polling step while waiting for a group to empty.
