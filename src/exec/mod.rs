@@ -91,17 +91,19 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub(crate) fn from_wait_status(status: libc::c_int) -> Exit {
-        if libc::WIFSIGNALED(status) {
-            Exit::Signal(libc::WTERMSIG(status))
-        } else {
-            Exit::Code(libc::WEXITSTATUS(status))
-        }
-    }
-
     /// Exit code 0.
     pub fn success(self) -> bool {
         self == Exit::Code(0)
+    }
+}
+
+impl From<rustix::process::WaitStatus> for Exit {
+    fn from(status: rustix::process::WaitStatus) -> Exit {
+        match (status.exit_status(), status.terminating_signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal(signal),
+            (None, None) => Exit::Unknown,
+        }
     }
 }
 
@@ -117,13 +119,13 @@ impl fmt::Display for Exit {
 
 fn signal_name(signal: i32) -> &'static str {
     match signal {
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGINT => "SIGINT",
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
+        15 => "SIGTERM",
+        9 => "SIGKILL",
+        2 => "SIGINT",
+        1 => "SIGHUP",
+        13 => "SIGPIPE",
+        11 => "SIGSEGV",
+        6 => "SIGABRT",
         _ => "signal",
     }
 }
@@ -197,8 +199,10 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     let spawning = reaper::spawning();
     let mut std_child = command.spawn().map_err(error)?;
     let started = Instant::now();
-    let pid = std_child.id() as libc::pid_t;
-    reaper::leaders().insert(pid);
+    let Some(pid) = rustix::process::Pid::from_raw(std_child.id() as i32) else {
+        return Err(error(std::io::Error::other("the child has no pid")));
+    };
+    reaper::leaders().insert(pid.as_raw_pid());
     drop(spawning);
     let pidfd = child::open_pidfd(pid);
 

@@ -92,8 +92,7 @@ pub(super) async fn accept_loop(
 ) {
     let mut accepted_count = 0u64;
     let slots = Slots::new(shared.config.max_connections);
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     let refuse = |refusal| {
         let _ = shared.out.send(Inbound::Refused(refusal));
     };
