@@ -18,7 +18,7 @@ use crate::env::event_vars;
 use crate::exec::{self, Label, Limits, Outcome, Spec};
 use crate::hook::Hook;
 
-/// How often processes that hooks left outside their groups are reaped.
+/// How often, at most, processes that hooks left outside their groups are reaped.
 const ORPHAN_SWEEP: Duration = Duration::from_secs(1);
 
 /// One attempt of a run, as the supervisor hands it to its launcher.
@@ -82,14 +82,24 @@ impl ProcessLauncher {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let alive = Arc::downgrade(&launcher);
             runtime.spawn(async move {
-                let mut tick = tokio::time::interval(ORPHAN_SWEEP);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                use tokio::signal::unix::{SignalKind, signal};
+                // Woken by SIGCHLD, not by a timer: an idle runner sleeps.
+                let mut children = signal(SignalKind::child()).ok();
                 loop {
-                    tick.tick().await;
+                    match children.as_mut() {
+                        Some(signals) => {
+                            if signals.recv().await.is_none() {
+                                return;
+                            }
+                        }
+                        None => tokio::time::sleep(ORPHAN_SWEEP).await,
+                    }
                     if alive.strong_count() == 0 {
                         return;
                     }
                     let _ = tokio::task::spawn_blocking(exec::reap_orphans).await;
+                    // At most one sweep a second, however many children end.
+                    tokio::time::sleep(ORPHAN_SWEEP).await;
                 }
             });
         }

@@ -12,6 +12,7 @@
 //! watching that it holds).
 
 mod inbound;
+mod master;
 mod register;
 mod slots;
 mod socket;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::{debug, info};
 
+use super::master::MasterWatch;
 use super::socket::{self, FileIdentity};
 use super::{ClientError, ClientState, Shared};
 use crate::lock;
@@ -108,7 +109,7 @@ pub(super) async fn register_loop(shared: Arc<Shared>) {
 
 async fn watch_registration(shared: &Shared, identity: Option<FileIdentity>) -> &'static str {
     let config = &shared.config;
-    let mut watch = tokio::time::interval(config.watch_interval);
+    let mut master = MasterWatch::new(&config.master_socket, config.watch_interval);
     let mut check = tokio::time::interval(config.check_interval);
     check.reset();
     // A ping a few seconds late is the first sign the daemon dropped us (after a
@@ -116,11 +117,22 @@ async fn watch_registration(shared: &Shared, identity: Option<FileIdentity>) -> 
     let late = config.ping_interval + PING_SLACK.min(config.ping_interval);
     let mut asked_about: Option<Instant> = None;
     loop {
+        // The next moment the pings could tell something: nothing wakes the
+        // client in between (an idle client sleeps until then).
+        let last_ping = *lock(&shared.last_ping);
+        let due = if asked_about == Some(last_ping) {
+            last_ping + config.ping_timeout
+        } else {
+            last_ping + late.min(config.ping_timeout)
+        };
         let ask_now = tokio::select! {
-            _ = watch.tick() => {
+            () = master.changed() => {
                 if socket::file_identity(&config.master_socket) != identity {
                     return "the daemon's master socket was replaced (daemon restart)";
                 }
+                false
+            }
+            () = tokio::time::sleep_until(due.into()) => {
                 let last_ping = *lock(&shared.last_ping);
                 if last_ping.elapsed() > config.ping_timeout {
                     return "no ping from the daemon within ping_timeout";
