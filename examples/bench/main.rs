@@ -65,6 +65,8 @@ const TARGET_RECEIVE_EPS: f64 = 50_000.0;
 const TARGET_DISPATCH_RATIO: f64 = 0.9;
 const TARGET_SPAWN_P99: Duration = Duration::from_millis(2);
 const TARGET_IDLE_RSS_KIB: u64 = 8 * 1024;
+const TARGET_AFTER_HUGE_KIB: u64 = 16 * 1024;
+const TARGET_IDLE_WAKEUPS: f64 = 1.0;
 const TARGET_MATCH: Duration = Duration::from_micros(5);
 
 mod child;

@@ -120,6 +120,19 @@ pub(crate) fn report(
             format!("{} / {}", mib(c.hwm_after_receive), mib(c.hwm_peak)),
             None,
         );
+        add(
+            "  RSS 10 s after a 15 MiB event's run".into(),
+            mib(c.rss_after_huge),
+            Some((
+                "< 16 MiB",
+                c.rss_after_huge.map(|k| k < TARGET_AFTER_HUGE_KIB),
+            )),
+        );
+        add(
+            "  idle wake-ups per second, registered (all threads)".into(),
+            c.idle_wakeups.map_or("n/a".into(), |w| format!("{w:.2}")),
+            Some(("< 1", c.idle_wakeups.map(|w| w < TARGET_IDLE_WAKEUPS))),
+        );
     }
     for (i, m) in matching.iter().enumerate() {
         let per = median_duration(&m.per_event);
