@@ -20,6 +20,7 @@ pub mod logging;
 pub mod matcher;
 pub mod notify;
 mod paths;
+pub mod placeholder;
 pub mod replay;
 pub mod resume;
 mod samples;

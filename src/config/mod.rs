@@ -6,10 +6,12 @@
 //! fixes them in one pass.
 
 mod duration;
+mod failure_hooks;
 pub(crate) mod load;
 mod schema;
 mod validate;
 mod validate_hook;
+mod validate_runs;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
