@@ -9,6 +9,8 @@ mod duration;
 mod failure_hooks;
 pub(crate) mod load;
 mod schema;
+#[cfg(test)]
+mod tests_runs;
 mod validate;
 mod validate_hook;
 mod validate_runs;
