@@ -57,6 +57,12 @@ pub fn parse(element: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
                     message: "a `}` closes no placeholder: write `}}` for a literal brace".into(),
                 });
             }
+            '{' if element[..at].ends_with('$') => {
+                return Err(TemplateError {
+                    offset: at,
+                    message: "`${` is the shell's: placeholders take no `$`; for the shell's own braces write `${{` and `}}`".into(),
+                });
+            }
             '{' => {
                 let Some(len) = element[at + 1..].find(['{', '}']) else {
                     return Err(unclosed(at));
@@ -95,9 +101,15 @@ fn check_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("empty placeholder `{}`: name a field, like `{fields.content.label}`, or write `{{}}` for literal braces".into());
     }
-    if path.split('.').any(str::is_empty) || path.chars().any(char::is_whitespace) {
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    };
+    if !path.split('.').all(part_ok) {
         return Err(format!(
-            "bad placeholder `{{{path}}}`: a dotted path, like `{{fields.content.label}}`, with no spaces or empty parts"
+            "bad placeholder `{{{path}}}`: a dotted path of field names, like `{{fields.content.label}}`; write `{{{{` and `}}}}` for literal braces"
         ));
     }
     Ok(())
@@ -191,6 +203,10 @@ mod tests {
         assert_eq!(at("{a..b}"), Err(0));
         assert_eq!(at("{a b}"), Err(0));
         assert_eq!(at("é{"), Err(2));
+        // The shell's braces, in a script given to exec, are not placeholders.
+        assert_eq!(at("echo ${HOME}"), Err(6));
+        assert_eq!(at("echo {a:-0}"), Err(5));
+        assert_eq!(at("echo ${{HOME}}"), Ok(()));
         assert_eq!(at("{{x}} {y} {{"), Ok(()));
     }
 }
