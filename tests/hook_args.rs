@@ -132,7 +132,10 @@ exec = ["/bin/sh", "-c", 'echo "$1 $TRACIM_EVENT_ID $TRACIM_FAILED_HOOK $TRACIM_
     );
     let (mut runner, sim) = runner_with(&place, &hooks).await;
     for (id, label) in [(1, "works"), (2, "fails"), (3, "hangs")] {
-        assert_eq!(sim.send_event(&edit(id, &format!("\"{label}\""))).await.ok, 1);
+        assert_eq!(
+            sim.send_event(&edit(id, &format!("\"{label}\""))).await.ok,
+            1
+        );
     }
     let failures = out.join("failures");
     assert!(
@@ -159,4 +162,64 @@ exec = ["/bin/sh", "-c", 'echo "$1 $TRACIM_EVENT_ID $TRACIM_FAILED_HOOK $TRACIM_
     );
     assert_eq!(lines(&out.join("flaky.tries")).len(), 2, "one retry");
     assert!(!runner.log().contains("never started"), "{}", runner.log());
+}
+
+/// `test` tells the lane, the debounce, the argv after substitution and the
+/// failure hooks; `check` refuses a stray brace at its line and column.
+#[test]
+fn test_explains_and_check_refuses() {
+    let place = Place::new();
+    let config = place.write_config(
+        r#"
+[[hook]]
+name = "backup-note"
+on = "content.modified.html-document"
+key = "fields.content.content_id"
+mode = "latest"
+debounce = "10s"
+exec = ["backup-note", "--label={fields.content.label}", "{fields.content.revision}"]
+on_failure = ["notify-failure"]
+
+[[hook]]
+name = "notify-failure"
+on = []
+exec = ["notify-send", "failed"]
+"#,
+    );
+    let event = edit(5, r#""Meeting \"notes\" $(x)""#);
+    let ran = Cli::with_config(&config, &["test", "-"]).stdin(event).run();
+    assert!(ran.success(), "{}", ran.both());
+    for line in [
+        r#"argv:  ["backup-note", "--label=Meeting \"notes\" $(x)", "10.50"]"#,
+        r#"lane:  fields.content.content_id = "42" (latest"#,
+        "debounce: runs 10s after the last event of fields.content.content_id = \"42\" (at most 100s after the first)",
+        "on failure (after 0 retries): notify-failure, with TRACIM_FAILED_HOOK=backup-note",
+        "skip  notify-failure: on = []",
+    ] {
+        assert!(ran.stdout.contains(line), "no {line:?} in\n{}", ran.both());
+    }
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    place.write_raw_config(&text.replace("{fields.content.revision}", "{fields.content.revision"));
+    let line = text
+        .lines()
+        .position(|l| l.contains("{fields.content.revision}"))
+        .unwrap()
+        + 1;
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("{fields.content.revision")
+        .unwrap()
+        + 1;
+    let ran = Cli::check(&config).run();
+    assert!(!ran.success());
+    assert!(
+        ran.stderr.contains(&format!(
+            "hooks.toml:{line}:{column}: hook `backup-note`: a `{{` opens a placeholder that is never closed"
+        )),
+        "{}",
+        ran.both()
+    );
 }
