@@ -266,7 +266,7 @@ impl Supervisor {
     fn coalesced(&self, replaced: &Job, newer_event_id: u64, newer_run: Option<RunId>, why: &str) {
         Counters::bump(&self.inner.counters.coalesced);
         self.inner.journal.coalesced(replaced.id, newer_run);
-        info!(hook = %replaced.hook.name, event_id = replaced.event.id(), newer_event_id, lane = %replaced.lane, "coalesced: a newer event takes its place ({why})");
+        info!(hook = %replaced.hook.name, event_id = replaced.event.id(), newer_event_id, lane = %replaced.lane, "skipped: a newer event replaced it ({why})");
     }
 
     /// Sleeps until the settling run of `key` is due, following its deadline
