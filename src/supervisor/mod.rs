@@ -6,6 +6,8 @@
 //! behind hook work. Scheduling lives in `queue`; what runs an attempt is a
 //! [`Launcher`] (the real one spawns processes; tests use their own on paused time).
 
+mod debounce;
+mod failure;
 mod launch;
 mod queue;
 mod record;
@@ -16,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, watch};
 use tracim_daemon_sdk::protocol::Event;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
-use crate::exec::{Exit, Outcome};
+use crate::exec::Outcome;
 use crate::hook::{Defaults, Hook};
 use crate::journal::{Journal, RunId};
-use queue::{Job, LaneKey, Queued, Settle, State, Woke};
+use queue::{Job, Queued, Settle, State};
 use record::Recorder;
 use report::Counters;
 
@@ -269,41 +271,6 @@ impl Supervisor {
         info!(hook = %replaced.hook.name, event_id = replaced.event.id(), newer_event_id, lane = %replaced.lane, "skipped: a newer event replaced it ({why})");
     }
 
-    /// Sleeps until the settling run of `key` is due, following its deadline
-    /// as newer events move it, then queues it. Ends early at a stop: the run
-    /// is then among those the stop leaves.
-    fn debounce_timer(&self, key: LaneKey, serial: u64) {
-        let this = self.clone();
-        let mut closing = self.inner.closing.subscribe();
-        tokio::spawn(async move {
-            let mut deadline = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => {}
-                    _ = closing.wait_for(|c| *c) => return,
-                }
-                let starts = {
-                    let mut state = this.lock();
-                    match state.wake(&key, serial, tokio::time::Instant::now()) {
-                        Woke::Gone => return,
-                        Woke::Later(later) => {
-                            deadline = later;
-                            continue;
-                        }
-                        Woke::Due(job) => {
-                            debug!(hook = %job.hook.name, event_id = job.event.id(), lane = %job.lane, coalesced = job.coalesced.len(), "debounce over: queued");
-                            this.enqueue(&mut state, job);
-                            state.take_startable()
-                        }
-                    }
-                };
-                this.start_all(starts);
-                this.inner.changed.notify_waiters();
-                return;
-            }
-        });
-    }
-
     fn start_all(&self, jobs: Vec<Job>) {
         for job in jobs {
             self.start(job);
@@ -424,46 +391,6 @@ impl Supervisor {
             let _ = self.submit_run(run);
         }
         self.inner.changed.notify_waiters();
-    }
-
-    /// The runs of the failure hooks of a job that failed for good, for the
-    /// same event. They are not in the journal: the failed run is.
-    fn failure_runs(
-        &self,
-        job: &Job,
-        result: &Result<Outcome, RunError>,
-        attempts: u32,
-    ) -> Vec<Run> {
-        if job.hook.on_failure.is_empty() {
-            return Vec::new();
-        }
-        let (exit, timed_out) = match result {
-            Ok(outcome) => (
-                match outcome.exit {
-                    Exit::Code(code) => code.to_string(),
-                    Exit::Signal(signal) => crate::exec::signal_name(signal)
-                        .map_or_else(|| signal.to_string(), str::to_owned),
-                    Exit::Unknown => "unknown".to_owned(),
-                },
-                outcome.timed_out,
-            ),
-            Err(_) => ("not-started".to_owned(), false),
-        };
-        let failed = Failed {
-            hook: job.hook.name.clone(),
-            exit,
-            attempts,
-            timed_out,
-        };
-        job.hook
-            .on_failure
-            .iter()
-            .inspect(|hook| info!(hook = %hook.name, event_id = job.event.id(), failed_hook = %job.hook.name, exit = %failed.exit, attempts, "failed for good: its failure hook runs"))
-            .map(|hook| Run {
-                failed: Some(failed.clone()),
-                ..Run::new(hook.clone(), job.event.clone(), job.daemon_user_id.clone())
-            })
-            .collect()
     }
 
     /// Receives a [`RunReport`] for every attempt that ends from now on (one
