@@ -492,3 +492,5 @@ fn retry_delay(base: Duration, retries_made: u32) -> Duration {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lanes;
