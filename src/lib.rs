@@ -21,6 +21,7 @@ pub mod matcher;
 pub mod memory;
 pub mod notify;
 mod paths;
+pub mod placeholder;
 pub mod replay;
 pub mod resume;
 mod samples;

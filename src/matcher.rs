@@ -274,6 +274,9 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Runs => f.write_str("runs"),
+            Verdict::NoTypeMatch { patterns } if patterns.is_empty() => {
+                f.write_str("on = []: it runs only when a hook it is the on_failure of fails")
+            }
             Verdict::NoTypeMatch { patterns } => {
                 write!(f, "event type matches none of on = {patterns:?}")
             }
@@ -323,7 +326,8 @@ impl Matcher {
                 owners.push((index, negated));
                 positives += usize::from(!negated);
             }
-            if positives == 0 {
+            // `on = []` takes no event: the hook runs only as a failure hook.
+            if positives == 0 && !hook.on.is_empty() {
                 exclusion_only.push(index);
             }
         }
@@ -463,6 +467,9 @@ mod tests {
             retry_delay: Duration::from_secs(1),
             skip_own: false,
             rerun_interrupted: true,
+            key: None,
+            debounce: None,
+            on_failure: Vec::new(),
             conditions: Vec::new(),
             where_case: Case::Sensitive,
             line: 1,
@@ -537,6 +544,17 @@ mod tests {
         check("user.created", &["all"]);
         check("mention.created", &["alt", "all", "only-excl"]);
         check("tag.created", &["all", "only-excl"]);
+    }
+
+    #[test]
+    fn a_hook_with_no_on_pattern_takes_no_event() {
+        let matcher = matcher(vec![hook("failures-only", &[]), hook("all", &["*"])]);
+        for name in ["content.created.file", "user.created"] {
+            let event = fixture(name);
+            assert_eq!(names(&matcher, &event, ""), ["all"], "{name}");
+            let verdict = &matcher.explain(&event, "")[0].1;
+            assert!(verdict.to_string().contains("on_failure"), "{verdict}");
+        }
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub(super) fn check(path: &Path) -> Result<(), Failure> {
             d(hook.retry_delay),
             if hook.skip_own { "; skip_own" } else { "" }
         );
+        for line in super::explain::for_check(hook, &config.hooks) {
+            let _ = writeln!(out, "  {line}");
+        }
         for pattern in &hook.on {
             if !crate::matcher::matches_a_known_type(pattern) {
                 let _ = writeln!(

@@ -5,6 +5,7 @@
 
 mod check;
 mod demo;
+mod explain;
 mod failure;
 mod history;
 mod init;

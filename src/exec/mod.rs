@@ -111,23 +111,38 @@ impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Exit::Code(code) => write!(f, "exit code {code}"),
-            Exit::Signal(signal) => write!(f, "signal {signal} ({})", signal_name(*signal)),
+            Exit::Signal(signal) => write!(
+                f,
+                "signal {signal} ({})",
+                signal_name(*signal).unwrap_or("signal")
+            ),
             Exit::Unknown => f.write_str("exit status unknown"),
         }
     }
 }
 
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        15 => "SIGTERM",
-        9 => "SIGKILL",
-        2 => "SIGINT",
-        1 => "SIGHUP",
-        13 => "SIGPIPE",
-        11 => "SIGSEGV",
-        6 => "SIGABRT",
-        _ => "signal",
-    }
+/// The name of a signal, for messages and `TRACIM_FAILED_EXIT`; `None` for
+/// one without a name here.
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return None,
+    })
 }
 
 /// How a run ended.
