@@ -730,7 +730,10 @@ mod tests {
                 })
                 .collect();
         assert_eq!(samples.len(), 18);
-        assert_eq!(unknown_type_patterns(samples.iter().map(String::as_str)), []);
+        assert_eq!(
+            unknown_type_patterns(samples.iter().map(String::as_str)),
+            []
+        );
     }
 
     #[test]
