@@ -109,25 +109,41 @@ pub fn known_event_types() -> Vec<String> {
 
 /// The `on` patterns (their `!` aside) that match no event type Tracim sends
 /// today, as `(index in patterns, pattern)`: a typo such as `mentions.created`
-/// would otherwise go unnoticed. All patterns go into one glob set, so checking
-/// 200,000 of them costs one compilation, not one each.
+/// would otherwise go unnoticed. The patterns go into glob sets of a few hundred,
+/// so checking 200,000 of them costs a few hundred compilations, not one each.
 pub fn unknown_type_patterns<'a>(
     patterns: impl IntoIterator<Item = &'a str>,
 ) -> Vec<(usize, &'a str)> {
+    // Sets of a few hundred: building one set's automaton costs more than
+    // linearly in its size, so 200,000 patterns in one set would be slow.
+    const CHUNK: usize = 512;
     let patterns: Vec<&str> = patterns.into_iter().collect();
-    let mut builder = GlobSetBuilder::new();
-    let mut compiled = Vec::with_capacity(patterns.len());
+    let known = known_event_types();
+    let known_set: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
+    let mut matched = vec![false; patterns.len()];
+    // A pattern with no glob syntax is a type: looked up, not compiled.
+    let mut globs = Vec::new();
     for (index, pattern) in patterns.iter().enumerate() {
-        // One that does not compile was refused at load; it matches nothing here.
-        if let Ok(glob) = compile(split_negation(pattern).1, Case::Sensitive) {
-            builder.add(glob);
-            compiled.push(index);
+        let glob = split_negation(pattern).1;
+        if glob.contains(['*', '?', '[', '{', '\\']) {
+            globs.push(index);
+        } else {
+            matched[index] = known_set.contains(glob);
         }
     }
-    let mut matched = vec![false; patterns.len()];
-    if let Ok(set) = builder.build() {
-        for event_type in known_event_types() {
-            for hit in set.matches(&event_type) {
+    for chunk in globs.chunks(CHUNK) {
+        let mut builder = GlobSetBuilder::new();
+        let mut compiled = Vec::with_capacity(chunk.len());
+        for &index in chunk {
+            // One that does not compile was refused at load; it matches nothing here.
+            if let Ok(glob) = compile(split_negation(patterns[index]).1, Case::Sensitive) {
+                builder.add(glob);
+                compiled.push(index);
+            }
+        }
+        let Ok(set) = builder.build() else { continue };
+        for event_type in &known {
+            for hit in set.matches(event_type) {
                 matched[compiled[hit]] = true;
             }
         }

@@ -16,11 +16,11 @@ const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
 const TRIM_THRESHOLD: libc::c_int = 1024 * 1024;
 
 /// Sets the allocator up so that large buffers are returned to the system when
-/// freed. Call once, at start, before the runtime's threads exist.
+/// freed. Call once, when the service starts.
 pub fn give_back_large_buffers() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt takes two integers and only changes allocator parameters;
-    // called before other threads allocate.
+    // SAFETY: mallopt takes two integers and only changes allocator parameters
+    // (under the allocator's own lock).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);

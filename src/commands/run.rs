@@ -12,6 +12,9 @@ use crate::service::{Control, Service};
 
 /// `run`: the service, with SIGHUP for reload and SIGTERM/SIGINT for a clean stop.
 pub(super) async fn run(path: PathBuf) -> Result<(), Failure> {
+    // A long-running service gives huge buffers back; one-shot commands (a
+    // `check` of 200,000 hooks) keep glibc's faster defaults.
+    crate::memory::give_back_large_buffers();
     let config = Config::load(&path)?;
     let (tx, controls) = mpsc::unbounded_channel();
     let signals = [
