@@ -165,9 +165,9 @@ pub(crate) async fn bench_child(
         };
         let before = voluntary_switches(pid);
         tokio::time::sleep(window).await;
-        fig.idle_wakeups = before
-            .zip(voluntary_switches(pid))
-            .map(|(a, b)| (b - a) as f64 / window.as_secs_f64());
+        let after = voluntary_switches(pid);
+        fig.idle_wakeups = (!after.is_empty())
+            .then(|| wakeups_between(&before, &after) as f64 / window.as_secs_f64());
 
         let mut tail = LogTail::new(&log_path)?;
         let backlog = AtomicU64::new(0);

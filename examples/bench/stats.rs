@@ -94,19 +94,39 @@ pub(crate) fn proc_status(pid: u32, key: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-/// Voluntary context switches of all the threads of a process: each is a thread
-/// going to sleep, so their count over a quiet window is how often it woke.
-pub(crate) fn voluntary_switches(pid: u32) -> Option<u64> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0;
+/// Voluntary context switches of each thread of a process, by thread id: each
+/// is a thread going to sleep, so their growth over a quiet window is how often
+/// the process woke.
+pub(crate) fn voluntary_switches(pid: u32) -> std::collections::HashMap<String, u64> {
+    let mut counts = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return counts;
+    };
     for task in tasks.flatten() {
-        let status = std::fs::read_to_string(task.path().join("status")).ok()?;
-        total += status
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        if let Some(n) = status
             .lines()
             .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())?;
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            counts.insert(task.file_name().to_string_lossy().into_owned(), n);
+        }
     }
-    Some(total)
+    counts
+}
+
+/// Wake-ups between two samples of [`voluntary_switches`]: a thread that came
+/// meanwhile counts from zero, one that went counts no more.
+pub(crate) fn wakeups_between(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
 
 /// User + system CPU time of a process.
