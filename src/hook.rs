@@ -228,3 +228,33 @@ impl Default for Defaults {
         }
     }
 }
+
+#[cfg(test)]
+impl Hook {
+    /// A hook for tests: `exec = ["true"]` on every event, every setting at its
+    /// default; tests change what they look at with struct update syntax.
+    pub(crate) fn example(name: &str) -> Hook {
+        let defaults = Defaults::default();
+        Hook {
+            name: name.into(),
+            on: vec!["*".into()],
+            command: Command::Exec(vec!["true".into()]),
+            env: Vec::new(),
+            cwd: None,
+            timeout: defaults.timeout,
+            kill_after: defaults.kill_after,
+            mode: Defaults::MODE,
+            output: defaults.output,
+            retries: defaults.retries,
+            retry_delay: defaults.retry_delay,
+            skip_own: defaults.skip_own,
+            rerun_interrupted: true,
+            key: None,
+            debounce: None,
+            on_failure: Vec::new(),
+            conditions: Vec::new(),
+            where_case: Defaults::WHERE_CASE,
+            line: 1,
+        }
+    }
+}

@@ -484,33 +484,14 @@ impl Matcher {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::hook::{Command, Defaults, Where};
+    use crate::hook::Where;
 
     /// A hook as plain data: `on` patterns, then `where` entries and flags.
     fn hook(name: &str, on: &[&str]) -> Hook {
         Hook {
-            name: name.into(),
             on: on.iter().map(|p| (*p).to_owned()).collect(),
-            command: Command::Exec(vec!["true".into()]),
-            env: Vec::new(),
-            cwd: None,
-            timeout: Duration::from_secs(60),
-            kill_after: Duration::from_secs(5),
-            mode: Defaults::MODE,
-            output: Defaults::OUTPUT,
-            retries: 0,
-            retry_delay: Duration::from_secs(1),
-            skip_own: false,
-            rerun_interrupted: true,
-            key: None,
-            debounce: None,
-            on_failure: Vec::new(),
-            conditions: Vec::new(),
-            where_case: Case::Sensitive,
-            line: 1,
+            ..Hook::example(name)
         }
     }
 

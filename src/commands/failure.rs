@@ -28,3 +28,24 @@ impl From<ConfigError> for Failure {
         Failure { lines }
     }
 }
+
+/// Prints how one run of a foreground command (`test --run`, `replay` without a
+/// service) ended, and notes it in `problems` when it failed for good.
+pub(super) fn say_report(
+    out: &mut impl std::io::Write,
+    report: &crate::supervisor::RunReport,
+    problems: &mut Vec<String>,
+) {
+    let status = report.status();
+    let _ = writeln!(
+        out,
+        "ran {} for event {}: {status}",
+        report.hook, report.event_id
+    );
+    if !report.success() && !report.will_retry {
+        problems.push(format!(
+            "hook `{}` failed for event {}: {status}",
+            report.hook, report.event_id
+        ));
+    }
+}

@@ -97,17 +97,7 @@ async fn foreground(config: Config, request: ReplayRequest) -> Result<(), Failur
     supervisor.wait_idle().await;
     let mut problems = Vec::new();
     while let Ok(report) = reports.try_recv() {
-        let status = report.status();
-        println!(
-            "ran {} for event {}: {status}",
-            report.hook, report.event_id
-        );
-        if !report.success() && !report.will_retry {
-            problems.push(format!(
-                "hook `{}` failed for event {}: {status}",
-                report.hook, report.event_id
-            ));
-        }
+        super::failure::say_report(&mut std::io::stdout().lock(), &report, &mut problems);
     }
     drop(supervisor);
     match tokio::task::spawn_blocking(move || journal.close()).await {

@@ -81,18 +81,7 @@ pub(super) async fn test(path: &Path, args: TestArgs) -> Result<(), Failure> {
         supervisor.wait_idle().await;
         let mut out = std::io::stdout().lock();
         while let Ok(report) = reports.try_recv() {
-            let status = report.status();
-            let _ = writeln!(
-                out,
-                "ran {} for event {}: {status}",
-                report.hook, report.event_id
-            );
-            if !report.success() && !report.will_retry {
-                problems.push(format!(
-                    "hook `{}` failed for event {}: {status}",
-                    report.hook, report.event_id
-                ));
-            }
+            super::failure::say_report(&mut out, &report, &mut problems);
         }
     }
     if problems.is_empty() {

@@ -8,7 +8,7 @@ use tokio::time::Instant as TokioInstant;
 
 use super::*;
 use crate::exec::Exit;
-use crate::hook::{Command, Mode, Output};
+use crate::hook::{Mode, Output};
 
 /// One attempt as the fake launcher saw it.
 #[derive(Debug, Clone)]
@@ -104,25 +104,11 @@ impl Launcher for FakeLauncher {
 
 pub(super) fn hook(name: &str, mode: Mode, retries: u32) -> Arc<Hook> {
     Arc::new(Hook {
-        name: name.into(),
-        on: vec!["*".into()],
-        command: Command::Exec(vec!["true".into()]),
-        env: Vec::new(),
-        cwd: None,
-        timeout: Duration::from_secs(60),
-        kill_after: Duration::from_secs(5),
         mode,
         output: Output::Null,
         retries,
         retry_delay: Duration::from_millis(100),
-        skip_own: false,
-        rerun_interrupted: true,
-        key: None,
-        debounce: None,
-        on_failure: Vec::new(),
-        conditions: Vec::new(),
-        where_case: Defaults::WHERE_CASE,
-        line: 1,
+        ..Hook::example(name)
     })
 }
 
