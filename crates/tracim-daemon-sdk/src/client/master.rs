@@ -7,22 +7,22 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
-use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use tokio::io::unix::AsyncFd;
 
 /// Wakes when the directory of the master socket changes.
 pub(super) enum MasterWatch {
-    /// inotify on the directory.
-    Notify(AsyncFd<OwnedFd>),
+    /// inotify on the directory, and the socket's file name in it.
+    Notify(AsyncFd<OwnedFd>, std::ffi::OsString),
     /// A timer, where inotify failed (no directory yet, no inotify).
     Poll(tokio::time::Interval),
 }
 
 impl MasterWatch {
     pub(super) fn new(master: &Path, poll: Duration) -> MasterWatch {
-        match Self::inotify(master) {
-            Some(fd) => MasterWatch::Notify(fd),
-            None => MasterWatch::Poll(tokio::time::interval(poll)),
+        match (Self::inotify(master), master.file_name()) {
+            (Some(fd), Some(name)) => MasterWatch::Notify(fd, name.to_owned()),
+            _ => MasterWatch::Poll(tokio::time::interval(poll)),
         }
     }
 
@@ -42,21 +42,38 @@ impl MasterWatch {
         unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
     }
 
-    /// Resolves when the directory may have changed (or the next poll is due).
-    pub(super) async fn changed(&mut self) {
+    /// Resolves when the directory may have changed (or the next poll is due):
+    /// `true` when an event named the socket itself (created, deleted, moved),
+    /// which is a replacement even when the new file looks like the old one (a
+    /// reused inode within one tick of the change-time clock).
+    pub(super) async fn changed(&mut self) -> bool {
         match self {
             MasterWatch::Poll(interval) => {
                 interval.tick().await;
+                false
             }
-            MasterWatch::Notify(fd) => {
+            MasterWatch::Notify(fd, name) => {
                 let Ok(mut ready) = fd.readable().await else {
                     return std::future::pending().await;
                 };
-                // What changed is looked at by the caller; the events are only
-                // drained so the next change wakes us again.
-                let mut buf = [0u8; 4096];
-                while rustix::io::read(fd.get_ref(), &mut buf).is_ok_and(|n| n > 0) {}
+                let mut replaced = false;
+                let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+                let mut events = inotify::Reader::new(fd.get_ref(), &mut buf);
+                while let Ok(event) = events.next() {
+                    let named = event
+                        .file_name()
+                        .is_some_and(|n| n.to_bytes() == name.as_encoded_bytes());
+                    let swapped = ReadFlags::CREATE
+                        | ReadFlags::DELETE
+                        | ReadFlags::MOVED_FROM
+                        | ReadFlags::MOVED_TO;
+                    replaced |= (named && event.events().intersects(swapped))
+                        || event
+                            .events()
+                            .intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF);
+                }
                 ready.clear_ready();
+                replaced
             }
         }
     }

@@ -49,7 +49,9 @@ pub(super) async fn register_loop(shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(100);
     let mut said_waiting = false;
     loop {
-        // --- not registered: try, and wait between tries
+        // --- not registered: try, and wait between tries. The watch starts
+        // before the registration, so a restart right after it is not missed.
+        let mut watch = MasterWatch::new(&master, config.watch_interval);
         let identity = socket::file_identity(&master);
         let seen = *shared.account_infos.borrow();
         let info = ClientInfo {
@@ -102,14 +104,17 @@ pub(super) async fn register_loop(shared: Arc<Shared>) {
         });
 
         // --- registered: watch for any sign the daemon forgot us
-        let reason = watch_registration(&shared, identity).await;
+        let reason = watch_registration(&shared, identity, &mut watch).await;
         info!(master = %master.display(), "registering again: {reason}");
     }
 }
 
-async fn watch_registration(shared: &Shared, identity: Option<FileIdentity>) -> &'static str {
+async fn watch_registration(
+    shared: &Shared,
+    identity: Option<FileIdentity>,
+    master: &mut MasterWatch,
+) -> &'static str {
     let config = &shared.config;
-    let mut master = MasterWatch::new(&config.master_socket, config.watch_interval);
     let mut check = tokio::time::interval(config.check_interval);
     check.reset();
     // A ping a few seconds late is the first sign the daemon dropped us (after a
@@ -126,8 +131,8 @@ async fn watch_registration(shared: &Shared, identity: Option<FileIdentity>) -> 
             last_ping + late.min(config.ping_timeout)
         };
         let ask_now = tokio::select! {
-            () = master.changed() => {
-                if socket::file_identity(&config.master_socket) != identity {
+            named = master.changed() => {
+                if named || socket::file_identity(&config.master_socket) != identity {
                     return "the daemon's master socket was replaced (daemon restart)";
                 }
                 false
