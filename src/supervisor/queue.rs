@@ -28,6 +28,13 @@ pub(super) struct Job {
     pub(super) replay: bool,
 }
 
+impl Job {
+    /// The span of its records (see [`crate::logging::run_span`]).
+    pub(super) fn span(&self) -> tracing::Span {
+        crate::logging::run_span(&self.hook.name, self.event.event_type())
+    }
+}
+
 /// The runs of one `serial` or `latest` hook.
 #[derive(Default)]
 struct Lane {
