@@ -84,9 +84,7 @@ async fn the_user_service_under_a_real_systemd() {
     fs::set_permissions(&master, fs::Permissions::from_mode(0o666)).unwrap();
     let socket = home.join("run/tracim-hooks.sock");
     let config_path = home.join("hooks.toml");
-    for (path, text) in [(&config_path, config(&dir, &home, ""))] {
-        fs::write(path, text).unwrap();
-    }
+    fs::write(&config_path, config(&dir, &home, "")).unwrap();
     fs::create_dir_all(home.join("run")).unwrap();
     let chown = std::process::Command::new("chown")
         .args(["-R", &format!("{0}:{0}", systemd.uid)])
@@ -297,7 +295,7 @@ async fn the_user_service_under_a_real_systemd() {
                 .filter(|p| p != &first_pid && p != "0" && show("ActiveState") == "active")
         })
     });
-    let second_pid = second_pid.expect("systemd did not restart it");
+    assert!(second_pid.is_some(), "systemd did not restart it");
     blocking(|| assert_ne!(show("NRestarts"), "0"));
     assert!(
         sim.wait_until(WAIT, |sim| sim.received_of("daemon_client_add").len()
@@ -330,7 +328,6 @@ async fn the_user_service_under_a_real_systemd() {
         assert_eq!(show("Result"), "success");
         assert_eq!(show("ActiveState"), "inactive");
     });
-    let _ = second_pid;
 
     // uninstall removes the unit.
     let removed = blocking(|| systemd.as_user(&[bin_arg, "service", "uninstall"]));
