@@ -69,7 +69,9 @@ impl Systemd {
         let pid = std::process::id();
         let dir = PathBuf::from(format!("/var/lib/tracim-hooks-systemd-test.{pid}"));
         let _ = fs::remove_dir_all(&dir);
-        let (user, uid) = (format!("thtest{pid}"), 60_000 + pid % 5_000);
+        // A regular user's uid: journald keeps a journal of their own only for
+        // those (not for system or dynamic ones, 61184 and up).
+        let (user, uid) = (format!("thtest{pid}"), 40_000 + pid % 10_000);
         let home = dir.join("home");
         let etc = dir.join("etc");
         fs::create_dir_all(&home).unwrap();
@@ -166,9 +168,16 @@ impl Systemd {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let state = self.ns(&["systemctl", "is-system-running"]);
-            match state.stdout.trim() {
-                "running" | "degraded" => return,
-                _ => {}
+            // Until the flush, journald keeps entries in /run, where a user
+            // cannot read their own: wait for the persistent (per-user) journal.
+            let flushed = || {
+                self.ns(&["systemctl", "is-active", "systemd-journal-flush.service"])
+                    .stdout
+                    .trim()
+                    == "active"
+            };
+            if matches!(state.stdout.trim(), "running" | "degraded") && flushed() {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -258,23 +258,28 @@ async fn the_user_service_under_a_real_systemd() {
     }
     // As the user reads it, with the command the README gives.
     let own = blocking(|| {
-        systemd.as_user(&[
-            "journalctl",
-            "--user",
-            "-u",
-            "tracim-hooks",
-            "-p",
-            "warning",
-            "HOOK_NAME=fails",
-            "--no-pager",
-            "-o",
-            "cat",
-        ])
+        wait_for(WAIT, || {
+            let ran = systemd.as_user(&[
+                "journalctl",
+                "--user",
+                "-u",
+                "tracim-hooks",
+                "-p",
+                "warning",
+                "HOOK_NAME=fails",
+                "--no-pager",
+                "-o",
+                "cat",
+            ]);
+            (ran.ok && ran.stdout.contains("run failed")).then_some(())
+        })
     });
     assert!(
-        own.ok && own.stdout.contains("run failed"),
-        "{}",
-        own.both()
+        own.is_some(),
+        "journalctl --user does not show the failed run: {}",
+        blocking(|| systemd
+            .as_user(&["journalctl", "--user", "--no-pager", "-n", "5"])
+            .both()),
     );
     // Its output lines carry the same fields, at info.
     let output = blocking(|| systemd.journal(UNIT, &["HOOK_NAME=fails", "EVENT_ID=1003"]));
