@@ -122,6 +122,9 @@ fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
 pub fn run_span(hook: &str, event_type: &str) -> tracing::Span {
     tracing::error_span!(
         target: RUN_TARGET,
+        // A root span: one entered while another run's span is (a run started
+        // from the end of another) must not carry that one's fields too.
+        parent: None,
         "run",
         hook_name = hook,
         event_type,
