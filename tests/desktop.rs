@@ -83,3 +83,35 @@ fn service_install_and_uninstall_leave_a_unit_they_did_not_write_alone() {
     assert!(ran.success(), "{}", ran.both());
     assert!(ran.stdout.contains("Nothing to remove"), "{}", ran.both());
 }
+
+#[test]
+fn outside_systemd_the_log_lines_stay_plain() {
+    // Stderr is a pipe here, and JOURNAL_STREAM names something else: plain lines,
+    // with the records' own fields and none of the journal's run fields.
+    let place = Place::new();
+    let config = place.write_config(
+        "[[hook]]\nname = \"says\"\non = \"mention.created\"\nrun = 'echo said; exit 3'\n",
+    );
+    let ran = Cli::with_config(&config, &["test", "--run", "--sample", "mention.created"])
+        .envs(&[("JOURNAL_STREAM", "1:1")])
+        .run();
+    assert_eq!(ran.code(), Some(1), "{}", ran.both());
+    let failed = ran
+        .stderr
+        .lines()
+        .find(|l| l.contains("run failed"))
+        .unwrap_or_else(|| panic!("{}", ran.both()));
+    assert!(
+        failed.starts_with(" WARN run failed hook=says event_id="),
+        "{failed}"
+    );
+    assert!(failed.contains("exit=exit code 3"), "{failed}");
+    let said = ran.stderr.lines().find(|l| l.contains("said")).unwrap();
+    assert!(said.starts_with(" INFO said hook=says"), "{said}");
+    for line in ran.stderr.lines() {
+        assert!(
+            !line.contains("run{") && !line.contains("hook_name"),
+            "{line}"
+        );
+    }
+}
