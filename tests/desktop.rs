@@ -64,6 +64,11 @@ fn service_install_and_uninstall_leave_a_unit_they_did_not_write_alone() {
         ("HOME", home.path().to_str().unwrap()),
         ("XDG_CONFIG_HOME", config.to_str().unwrap()),
     ];
+    // A config that loads: without one, install refuses before anything else.
+    let ran = Cli::new(&["service", "install"]).envs(&env).run();
+    assert_eq!(ran.code(), Some(1), "{}", ran.both());
+    assert!(ran.stderr.contains("would not start"), "{}", ran.both());
+    assert!(Cli::new(&["init"]).envs(&env).run().success());
     for (args, verb) in [
         (&["service", "install", "--now"][..], "overwrite"),
         (&["service", "uninstall"][..], "remove"),

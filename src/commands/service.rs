@@ -8,6 +8,7 @@ use std::process::Command;
 use super::Failure;
 use super::service_unit::{self, UNIT_NAME};
 use crate::cli::ServiceCommand;
+use crate::config::{self, Config};
 
 /// Runs `service install` or `service uninstall`; `config` is `--config`.
 pub(super) fn service(command: ServiceCommand, config: Option<&Path>) -> Result<(), Failure> {
@@ -32,17 +33,26 @@ fn install(path: &Path, config: Option<&Path>, now: bool, force: bool) -> Result
             "service install: cannot tell this binary's path: {e}"
         ))
     })?;
-    let config = match config {
-        Some(config) => Some(absolute(config)?),
+    // A config named by $TRACIM_HOOKS_CONFIG is passed on too: the service does
+    // not see this shell's variables.
+    let named = config.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os(config::CONFIG_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    });
+    let config = match named {
+        Some(config) => Some(absolute(&config)?),
         None => None,
     };
-    if let Some(config) = &config
-        && !config.exists()
-    {
-        println!(
-            "Note: {} does not exist yet (`tracim-hooks --config {0} init` writes one).",
-            config.display()
+    // A service whose config does not load only fails to start: say so now.
+    let located = config::locate(config.as_deref());
+    if let Err(e) = Config::load(&located) {
+        let mut failure = Failure::from(e);
+        failure.lines.insert(
+            0,
+            "service install: the service would not start with this config:".into(),
         );
+        return Err(failure);
     }
     let unit = service_unit::render(&exe, config.as_deref())
         .map_err(|e| Failure::new(format!("service install: {e}")))?;
