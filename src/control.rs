@@ -239,8 +239,7 @@ async fn serve(
     asks: mpsc::UnboundedSender<Ask>,
     journal: PathBuf,
 ) -> std::io::Result<()> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     let peer = stream.peer_cred()?.uid();
     if peer != me {
         warn!(

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -137,12 +138,30 @@ pub struct Hook {
     /// Run again, with `TRACIM_REDELIVERED=1`, a run that was going on when the
     /// runner died; when false such a run is recorded as interrupted instead.
     pub rerun_interrupted: bool,
+    /// `key`: a dotted path into the event; runs are grouped by its text (a
+    /// missing field is the empty text): `serial` and `latest` hold per value,
+    /// and so does `debounce`.
+    pub key: Option<String>,
+    /// `debounce`: wait for the events to settle before a run.
+    pub debounce: Option<Debounce>,
+    /// `on_failure`: the hooks run for the same event when a run of this one
+    /// has failed for good; resolved at load (names exist, no cycle).
+    pub on_failure: Vec<Arc<Hook>>,
     /// `where` conditions, all of which must hold.
     pub conditions: Vec<Where>,
     /// Case sensitivity of the conditions.
     pub where_case: Case,
     /// Line of the hook in its file, for messages.
     pub line: usize,
+}
+
+/// `debounce` and `debounce_max`, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debounce {
+    /// A run starts once no newer event (of its key) came for this long.
+    pub wait: Duration,
+    /// ... but never later than this after the first event it holds.
+    pub max: Duration,
 }
 
 /// One `where` entry: a dotted path into the event and the globs its text must
@@ -188,6 +207,8 @@ impl Defaults {
     /// Whether a run interrupted by the runner's death runs again (a hook setting
     /// with no `[defaults]` entry).
     pub const RERUN_INTERRUPTED: bool = true;
+    /// `debounce_max` when not given: this many times `debounce`.
+    pub const DEBOUNCE_MAX_FACTOR: u32 = 10;
 }
 
 impl Default for Defaults {

@@ -18,13 +18,16 @@ pub mod hook;
 pub mod journal;
 pub mod logging;
 pub mod matcher;
+pub mod memory;
 pub mod notify;
 mod paths;
+pub mod placeholder;
 pub mod replay;
 pub mod resume;
 mod samples;
 pub mod service;
 pub mod supervisor;
+mod text;
 
 /// Locks a mutex, taking over one that a panic poisoned: what it guards stays
 /// consistent at every unlock here, and a panic elsewhere must not stop the runner.

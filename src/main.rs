@@ -7,6 +7,7 @@ use clap::Parser;
 use tracim_hooks::cli::Cli;
 
 fn main() -> ExitCode {
+    tracim_hooks::memory::give_back_large_buffers();
     let cli = Cli::parse();
     tracim_hooks::logging::init(cli.verbosity());
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -19,12 +19,19 @@ use crate::journal::{self, Journal, JournalError, NewEvent, Pending};
 use crate::matcher::{Matcher, PatternError};
 use crate::notify::Notifier;
 use crate::supervisor::{ProcessLauncher, Run, Settings, Supervisor};
-use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery, Inbound};
+use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery, Inbound, Refusal};
 use tracim_daemon_sdk::protocol::{Event, Message};
 
 /// How long a reload that moves the socket waits for the new one to be
 /// registered before it leaves the old one.
 const RELINK_WAIT: Duration = Duration::from_secs(5);
+
+/// A message this large leaves pieces in the heaps worth giving back.
+const HUGE_MESSAGE: usize = 1024 * 1024;
+
+/// How long after a huge message the heaps are trimmed (again later while its
+/// runs go on).
+const TRIM_DELAY: Duration = Duration::from_secs(2);
 
 /// What the runner can be told while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +100,8 @@ pub struct Service {
     control: Option<control::Server>,
     started: SystemTime,
     registered_since: Option<SystemTime>,
+    /// When to give the memory of a huge message back (see `crate::memory`).
+    trim_at: Option<tokio::time::Instant>,
 }
 
 impl Service {
@@ -146,6 +155,7 @@ impl Service {
             control,
             started: SystemTime::now(),
             registered_since: None,
+            trim_at: None,
         })
     }
 
@@ -192,8 +202,19 @@ impl Service {
                 Some(ask) = self.asks.recv() => self.answer(ask),
                 Some(inbound) = self.deliveries.recv() => match inbound {
                     Inbound::Message(delivery) => self.deliver(delivery),
-                    Inbound::Refused(refusal) => self.complaints.warn(refusal.kind(), &refusal.to_string()),
+                    Inbound::Refused(refusal) => {
+                        if matches!(refusal, Refusal::TooLarge { .. }) {
+                            self.trim_soon();
+                        }
+                        self.complaints.warn(refusal.kind(), &refusal.to_string());
+                    }
                 },
+                () = async {
+                    match self.trim_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => self.trim_if_idle(),
                 // Suppressed complaints are summed up when their window ends, even
                 // when no new one comes to trigger it.
                 _ = complaints_flush.tick() => self.complaints.flush(false),
@@ -225,11 +246,29 @@ impl Service {
     }
 
     /// Hands an event to the hooks that take it. Non-event messages end here.
+    /// Arms a trim of the heaps for once the runs of a huge message are over.
+    fn trim_soon(&mut self) {
+        self.trim_at = Some(tokio::time::Instant::now() + TRIM_DELAY);
+    }
+
+    /// Gives the memory of huge messages back once nothing runs any more.
+    fn trim_if_idle(&mut self) {
+        if self.handle.supervisor.load() == (0, 0) {
+            crate::memory::trim();
+            self.trim_at = None;
+        } else {
+            self.trim_soon();
+        }
+    }
+
     fn deliver(&mut self, delivery: Delivery) {
         let Message::TracimEvent(event) = delivery.envelope.message else {
             debug!(kind = delivery.envelope.message.kind(), "not an event");
             return;
         };
+        if event.raw().len() >= HUGE_MESSAGE {
+            self.trim_soon();
+        }
         if !self.journal.admit(event.id()) {
             debug!(
                 event_id = event.id(),

@@ -6,6 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::procfs::status_kb;
 use common::*;
 use serde_json::json;
 use tracim_daemon_sdk::protocol::{AccountInfo, Envelope, Message};
@@ -159,5 +160,145 @@ async fn numbers_reach_hooks_and_conditions_as_the_daemon_wrote_them() {
     assert_eq!(
         std::fs::read_to_string(out.join("all.31.stdin")).unwrap(),
         format!("{text}\n")
+    );
+}
+
+/// The runner's anonymous resident memory (its heaps and stacks, not its
+/// binary's pages, which a debug build makes large), KiB.
+fn heap_kib(pid: i32) -> u64 {
+    status_kb(pid, "RssAnon")
+}
+
+/// Waits up to 10 s for the runner's anonymous memory to fall back within
+/// 4 MiB of what it was idle (the release binary's whole RSS is then under
+/// 16 MiB: see the benchmark).
+async fn memory_falls_back(runner: &Runner, idle_kib: u64, after: &str) {
+    let limit = idle_kib + 4 * 1024;
+    let settled = wait_for(Duration::from_secs(10), || heap_kib(runner.pid()) < limit).await;
+    assert!(
+        settled,
+        "after {after}: {} KiB anonymous memory 10 s later, {idle_kib} KiB idle (peak RSS {} KiB)",
+        heap_kib(runner.pid()),
+        status_kb(runner.pid(), "VmHWM")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_is_given_back_after_a_huge_message_and_a_huge_event() {
+    let place = Place::new();
+    let out = place.out();
+    let sim = place.sim(Duration::from_secs(30)).await;
+    place.write_config(&recording_hook("all", "\"*\"", &out));
+    let runner = registered(&place).await;
+    let idle = heap_kib(runner.pid());
+    // A 17 MiB message: over max_message (16 MiB), refused.
+    let huge = vec![b'x'; 17 * 1024 * 1024];
+    let _ = send_raw(&place.socket(), &huge).await;
+    assert!(
+        runner
+            .wait_log("message over max_message dropped", SHORT)
+            .await,
+        "{}",
+        runner.log()
+    );
+    memory_falls_back(&runner, idle, "a 17 MiB message refused").await;
+    // A 15 MiB note whose run ends.
+    let body = "y".repeat(15 * 1024 * 1024);
+    let text = json!({
+        "event_id": 41,
+        "event_type": "content.modified.html-document",
+        "fields": {"content": {"raw_content": body}},
+    })
+    .to_string();
+    assert_eq!(sim.send_event(&text).await.ok, 1);
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs"))
+            .contains(&"all 41".to_owned()))
+        .await,
+        "{}",
+        runner.log()
+    );
+    assert!(
+        runner.wait_log("run finished", SHORT).await,
+        "{}",
+        runner.log()
+    );
+    memory_falls_back(&runner, idle, "a 15 MiB event's run").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_cannot_starve_the_daemon() {
+    let place = Place::new();
+    let out = place.out();
+    let sim = place.sim(Duration::from_secs(30)).await;
+    // Silent peers would hold their slots for 30 s.
+    place.write_config_with(
+        "read_timeout = \"30s\"",
+        &recording_hook("all", "\"*\"", &out),
+    );
+    let runner = registered(&place).await;
+    // More silent connections than there are read slots (512).
+    let mut silent = Vec::new();
+    for _ in 0..600 {
+        silent.push(
+            tokio::net::UnixStream::connect(place.socket())
+                .await
+                .unwrap(),
+        );
+    }
+    // The daemon's next delivery is read at once all the same.
+    let started = Instant::now();
+    assert_eq!(sim.send_event(&tlm(51, 2)).await.ok, 1);
+    assert!(
+        wait_for(SHORT, || lines(&out.join("runs"))
+            .contains(&"all 51".to_owned()))
+        .await,
+        "the event did not run while silent peers held the slots:\n{}",
+        runner.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(runner.log().contains("connection shed"), "{}", runner.log());
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_ping_makes_the_runner_ask_the_daemon_at_once() {
+    let place = Place::new();
+    let sim = place.sim(Duration::from_millis(200)).await;
+    // Neither the periodic check (60 s) nor the ping timeout (75 s) can notice
+    // within the test: only a late ping can.
+    place.write_config_with(
+        "ping_interval = \"200ms\"\ncheck_interval = \"60s\"\nping_timeout = \"75s\"",
+        "",
+    );
+    let runner = registered(&place).await;
+    // The daemon drops us (as after a failed delivery) and so stops pinging us.
+    sim.set_pinging(false);
+    sim.forget(&place.socket().to_string_lossy());
+    let started = Instant::now();
+    assert!(
+        runner
+            .wait_log(
+                "registering again: the daemon no longer lists this client",
+                SHORT
+            )
+            .await,
+        "{}",
+        runner.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    sim.set_pinging(true);
+    assert!(
+        sim.wait_for_client(&place.socket(), SHORT).await,
+        "{}",
+        runner.log()
     );
 }

@@ -6,6 +6,11 @@ use crate::*;
 #[derive(Default)]
 pub(crate) struct ChildProcess {
     pub(crate) rss_idle: Option<u64>,
+    /// Wake-ups per second of the registered idle runner (voluntary context
+    /// switches of all its threads over the idle window).
+    pub(crate) idle_wakeups: Option<f64>,
+    /// RSS 10 s after a 15 MiB event's run ended, and its peak meanwhile (KiB).
+    pub(crate) rss_after_huge: Option<u64>,
     pub(crate) hwm_after_receive: Option<u64>,
     pub(crate) hwm_peak: Option<u64>,
     pub(crate) rss_after: Option<u64>,
@@ -155,6 +160,17 @@ pub(crate) async fn bench_child(
         }
         idle.sort_unstable();
         fig.rss_idle = idle.get(idle.len() / 2).copied();
+        // Wake-ups while idle (the daemon's ping every 30 s included, as a user has it).
+        let window = if opts.quick {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(20)
+        };
+        let before = voluntary_switches(pid);
+        tokio::time::sleep(window).await;
+        fig.idle_wakeups = before
+            .zip(voluntary_switches(pid))
+            .map(|(a, b)| (b - a) as f64 / window.as_secs_f64());
 
         let mut tail = LogTail::new(&log_path)?;
         let backlog = AtomicU64::new(0);
@@ -206,6 +222,22 @@ pub(crate) async fn bench_child(
         fig.hwm_peak = proc_status(pid, "VmHWM");
         tokio::time::sleep(Duration::from_millis(500)).await;
         fig.rss_after = proc_status(pid, "VmRSS");
+
+        // A 15 MiB note through the dispatch hook, then 10 s for the memory to go.
+        let body = "y".repeat(15 * 1024 * 1024);
+        let huge = serde_json::json!({
+            "event_id": fresh_ids(1),
+            "event_type": "bench.dispatch",
+            "fields": {"content": {"raw_content": body}},
+        })
+        .to_string();
+        let done = tail.count(BENCH_DONE);
+        sim.send_event(&huge).await;
+        wait_until(|| tail.count(BENCH_DONE) > done, Duration::from_secs(60))
+            .await
+            .ok_or("the 15 MiB event's run did not finish")?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        fig.rss_after_huge = proc_status(pid, "VmRSS");
         Ok(fig)
     }
     .await;

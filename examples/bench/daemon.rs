@@ -109,8 +109,13 @@ pub(crate) async fn wait_until(
 /// A config on sockets of `dir`, with its journal there too (on, as by default):
 /// never the user's own.
 pub(crate) fn config_text(dir: &Path, tag: &str, rest: &str) -> String {
+    config_text_journal(dir, tag, rest, true)
+}
+
+/// [`config_text`], with the journal on or off.
+pub(crate) fn config_text_journal(dir: &Path, tag: &str, rest: &str, journal: bool) -> String {
     format!(
-        "[daemon]\nmaster_socket = \"{}\"\nsocket = \"{}\"\n\n[journal]\npath = \"{}\"\n\n{rest}",
+        "[daemon]\nmaster_socket = \"{}\"\nsocket = \"{}\"\n\n[journal]\nenabled = {journal}\npath = \"{}\"\n\n{rest}",
         dir.join(format!("{tag}-master.sock")).display(),
         dir.join(format!("{tag}.sock")).display(),
         dir.join(format!("{tag}-journal.db")).display()

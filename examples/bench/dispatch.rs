@@ -3,8 +3,20 @@
 
 use crate::*;
 
+/// Dispatch against its ceiling for one hook as a user configures it.
+pub(crate) struct Shape {
+    /// What the hook is, for the report.
+    pub(crate) label: String,
+    pub(crate) dispatch: Vec<f64>,
+    pub(crate) ceiling: Vec<f64>,
+    pub(crate) ratio: Vec<f64>,
+}
+
 #[derive(Default)]
 pub(crate) struct Dispatch {
+    /// The hooks as users configure them: a `sh -c` script appending to a file,
+    /// output logged, the event on stdin and in the environment; P = 4 and 8.
+    pub(crate) shapes: Vec<Shape>,
     pub(crate) dispatch: Vec<f64>,
     pub(crate) ceiling: Vec<f64>,
     pub(crate) ratio: Vec<f64>,
@@ -82,7 +94,7 @@ pub(crate) async fn spawn_ceiling(
                         .finish(limits, std::future::pending())
                         .await;
                     if !outcome.success() {
-                        return Err(format!("`true` failed: {outcome:?}"));
+                        return Err(format!("the ceiling's run failed: {outcome:?}"));
                     }
                     runs.push(outcome.duration);
                 }
@@ -170,6 +182,49 @@ pub(crate) async fn bench_dispatch(
         fig.ratio.push(dispatch.rate() / ceiling.rate());
         fig.in_flight
             .push((dispatch.in_flight(), ceiling.in_flight()));
+    }
+
+    // The same comparison for hooks as users write them.
+    let file = dir.join("dispatch-user.out");
+    for p in [4, 8] {
+        let text = format!(
+            "[defaults]\nmax_parallel = {p}\nqueue_limit = 100000\n\n\
+             [[hook]]\nname = \"user\"\non = \"*\"\n\
+             exec = [\"/bin/sh\", \"-c\", \"echo x >> {}\"]\n",
+            file.display()
+        );
+        let config = Config::parse(
+            &dir.join("dispatch-user.toml"),
+            &config_text(dir, "user", &text),
+        )
+        .map_err(|e| e.to_string())?;
+        let hook = config.hooks[0].clone();
+        let settings = Settings::from(&config.defaults);
+        let specs: Arc<Vec<Spec>> = Arc::new(
+            events
+                .iter()
+                .map(|e| hook_spec(&hook, e, "1", settings.env_budget, &inherited))
+                .collect(),
+        );
+        spawn_ceiling(&specs, limits, round, p).await?;
+        supervisor_dispatch(settings, &hook, &events, round).await?;
+        let mut shape = Shape {
+            label: format!("sh -c 'echo x >> FILE', output = \"log\", P={p}"),
+            dispatch: Vec::new(),
+            ceiling: Vec::new(),
+            ratio: Vec::new(),
+        };
+        for _ in 0..opts.reps {
+            let (mut ceiling, mut dispatch) = (Throughput::default(), Throughput::default());
+            for _ in 0..10 {
+                ceiling.add(spawn_ceiling(&specs, limits, round, p).await?);
+                dispatch.add(supervisor_dispatch(settings, &hook, &events, round).await?);
+            }
+            shape.ceiling.push(ceiling.rate());
+            shape.dispatch.push(dispatch.rate());
+            shape.ratio.push(dispatch.rate() / ceiling.rate());
+        }
+        fig.shapes.push(shape);
     }
 
     // 3. Through the service, one event at a time: arrival is the end of the

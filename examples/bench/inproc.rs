@@ -14,9 +14,19 @@ pub(crate) struct Runner {
 impl Runner {
     /// Starts a simulated daemon and a runner with `config`, registered with it.
     pub(crate) async fn start(dir: &Path, tag: &str, config: &str) -> Result<Runner, String> {
+        Runner::start_journal(dir, tag, config, true).await
+    }
+
+    /// [`Runner::start`] with the journal on or off.
+    pub(crate) async fn start_journal(
+        dir: &Path,
+        tag: &str,
+        config: &str,
+        journal: bool,
+    ) -> Result<Runner, String> {
         let path = dir.join(format!("{tag}.toml"));
-        let config =
-            Config::parse(&path, &config_text(dir, tag, config)).map_err(|e| e.to_string())?;
+        let config = Config::parse(&path, &config_text_journal(dir, tag, config, journal))
+            .map_err(|e| e.to_string())?;
         let socket = config.daemon.socket.clone();
         let master = config.daemon.master_socket.clone();
         let sim = SimDaemon::start(&master, SimOptions::default())

@@ -65,6 +65,10 @@ const TARGET_RECEIVE_EPS: f64 = 50_000.0;
 const TARGET_DISPATCH_RATIO: f64 = 0.9;
 const TARGET_SPAWN_P99: Duration = Duration::from_millis(2);
 const TARGET_IDLE_RSS_KIB: u64 = 8 * 1024;
+const TARGET_AFTER_HUGE_KIB: u64 = 16 * 1024;
+const TARGET_IDLE_WAKEUPS: f64 = 1.0;
+const TARGET_CHECK_200K: Duration = Duration::from_secs(5);
+const TARGET_JOURNAL_RATIO: f64 = 0.9;
 const TARGET_MATCH: Duration = Duration::from_micros(5);
 
 mod child;
@@ -144,11 +148,14 @@ async fn run(opts: Opts) -> Result<(), String> {
     } else {
         None
     };
-    let matching = if opts.runs("matching") {
-        phases.start("matching", "5 matching");
-        measured(&mut errors, bench_matching(&opts, &tlms, dir)).unwrap_or_default()
+    let (matching, checks) = if opts.runs("matching") {
+        phases.start("matching", "5 matching, and `check` on many hooks");
+        (
+            measured(&mut errors, bench_matching(&opts, &tlms, dir)).unwrap_or_default(),
+            measured(&mut errors, bench_check(&opts, dir)).unwrap_or_default(),
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     phases.end();
     eprintln!("bench: [{:6.1?}] done", phases.clock.elapsed());
@@ -158,6 +165,7 @@ async fn run(opts: Opts) -> Result<(), String> {
         dispatch.as_ref(),
         child.as_ref(),
         &matching,
+        &checks,
     );
     println!(
         "  machine: CPU time stolen by the hypervisor during {} (high = noisy neighbours, slow \

@@ -105,3 +105,35 @@ pub(crate) fn bench_matching(
     }
     Ok(out)
 }
+
+/// `tracim-hooks check` on a config of `n` hooks (the real binary, as a user
+/// runs it): the median wall time of `reps` runs, for each `n`.
+pub(crate) fn bench_check(opts: &Opts, dir: &Path) -> Result<Vec<(usize, Duration)>, String> {
+    let bin = runner_binary(opts)?;
+    let sizes: &[usize] = if opts.quick {
+        &[1_000, 10_000]
+    } else {
+        &[10_000, 200_000]
+    };
+    let mut out = Vec::new();
+    for &n in sizes {
+        let path = dir.join(format!("check{n}.toml"));
+        std::fs::write(&path, config_text(dir, "check", &matching_hooks(n)))
+            .map_err(|e| e.to_string())?;
+        let mut times = Vec::new();
+        for _ in 0..opts.reps.max(1) {
+            let started = Instant::now();
+            let status = Command::new(&bin)
+                .args(["--config", &path.to_string_lossy(), "check"])
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err(format!("check on {n} hooks failed"));
+            }
+            times.push(started.elapsed());
+        }
+        out.extend(median_duration(&times).map(|t| (n, t)));
+    }
+    Ok(out)
+}

@@ -5,6 +5,9 @@ use crate::*;
 #[derive(Default)]
 pub(crate) struct Receive {
     pub(crate) eps: Vec<f64>,
+    /// The same blasts to a runner with `[journal] enabled = false`, alternated
+    /// with the others so that a drift of the machine weighs on both alike.
+    pub(crate) eps_no_journal: Vec<f64>,
     /// Connect to hooks decided, during each blast.
     pub(crate) during: Vec<Spread>,
     /// Connect to hooks decided, one event at a time.
@@ -38,6 +41,8 @@ pub(crate) async fn bench_receive(
     dir: &Path,
 ) -> Result<Receive, String> {
     let runner = Runner::start(dir, "recv", NEVER_HOOK).await?;
+    let bare = Runner::start_journal(dir, "recv-nj", NEVER_HOOK, false).await?;
+    let bare_templates = templates(&bare.master, tlms);
     timing::take_decisions();
     let templates = templates(&runner.master, tlms);
     let mut fig = Receive {
@@ -70,7 +75,20 @@ pub(crate) async fn bench_receive(
         fig.eps.push(latencies.len() as f64 / elapsed);
         fig.during.push(spread(latencies));
         fig.cpu_per_event.extend(cpu_per(cpu0, cpu1, n));
+
+        let base = fresh_ids(n);
+        let sent = crate::blast(&bare.socket, &bare_templates, base, n, opts.senders).await?;
+        let decided = bare.decisions(base..base + n as u64, timeout).await;
+        let last = decided
+            .iter()
+            .map(|(_, at)| *at)
+            .max()
+            .unwrap_or(sent.started);
+        fig.lost += n - decided.len();
+        fig.eps_no_journal
+            .push(decided.len() as f64 / last.duration_since(sent.started).as_secs_f64());
     }
+    bare.stop().await?;
 
     // One at a time, the runner idle in between.
     let backlog = AtomicU64::new(0);

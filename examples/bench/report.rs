@@ -35,6 +35,7 @@ pub(crate) fn report(
     dispatch: Option<&Dispatch>,
     child: Option<&ChildProcess>,
     matching: &[Matching],
+    checks: &[(usize, Duration)],
 ) {
     let mut rows = Vec::new();
     let mut add = |figure: String, value: String, target| rows.push(Row(figure, value, target));
@@ -55,6 +56,17 @@ pub(crate) fn report(
                 ">= 50,000 ev/s",
                 Some(eps >= TARGET_RECEIVE_EPS && r.lost == 0),
             )),
+        );
+        let bare = median(&r.eps_no_journal);
+        add(
+            "  same, [journal] enabled = false (ev/s)".into(),
+            thousands(bare),
+            None,
+        );
+        add(
+            "  journal on / off".into(),
+            format!("{:.2}", eps / bare),
+            Some((">= 0.90", Some(eps / bare >= TARGET_JOURNAL_RATIO))),
         );
         add(
             "  connect -> hooks decided during the blast (queue incl.), p50 / p99".into(),
@@ -95,6 +107,23 @@ pub(crate) fn report(
             format!("{ratio:.2}"),
             Some((">= 0.90", Some(ratio >= TARGET_DISPATCH_RATIO))),
         );
+        for shape in &d.shapes {
+            let ratio = median(&shape.ratio);
+            add(
+                format!("  {}: dispatch / ceiling (runs/s)", shape.label),
+                format!(
+                    "{} / {}",
+                    thousands(median(&shape.dispatch)),
+                    thousands(median(&shape.ceiling))
+                ),
+                None,
+            );
+            add(
+                "    ratio".into(),
+                format!("{ratio:.2}"),
+                Some((">= 0.90", Some(ratio >= TARGET_DISPATCH_RATIO))),
+            );
+        }
         add(
             "3 arrival -> hook started, via the service, p50 / p99".into(),
             p50_p99(d.service),
@@ -120,6 +149,19 @@ pub(crate) fn report(
             format!("{} / {}", mib(c.hwm_after_receive), mib(c.hwm_peak)),
             None,
         );
+        add(
+            "  RSS 10 s after a 15 MiB event's run".into(),
+            mib(c.rss_after_huge),
+            Some((
+                "< 16 MiB",
+                c.rss_after_huge.map(|k| k < TARGET_AFTER_HUGE_KIB),
+            )),
+        );
+        add(
+            "  idle wake-ups per second, registered (all threads)".into(),
+            c.idle_wakeups.map_or("n/a".into(), |w| format!("{w:.2}")),
+            Some(("< 1", c.idle_wakeups.map(|w| w < TARGET_IDLE_WAKEUPS))),
+        );
     }
     for (i, m) in matching.iter().enumerate() {
         let per = median_duration(&m.per_event);
@@ -132,6 +174,13 @@ pub(crate) fn report(
             ),
             dur(per),
             Some(("< 5 µs", per.map(|p| p < TARGET_MATCH))),
+        );
+    }
+    for &(n, took) in checks {
+        add(
+            format!("  `tracim-hooks check`, {} hooks", thousands(n as f64)),
+            dur(Some(took)),
+            (n == 200_000).then_some(("< 5 s", Some(took < TARGET_CHECK_200K))),
         );
     }
     println!();

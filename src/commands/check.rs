@@ -8,6 +8,7 @@ use tracim_daemon_sdk::client::MasterPath;
 use super::Failure;
 use crate::config::{self, Config};
 use crate::hook::{Case, Command};
+use crate::matcher::unknown_type_patterns;
 
 /// `check`: validate, then list what the config will do.
 pub(super) fn check(path: &Path) -> Result<(), Failure> {
@@ -37,7 +38,18 @@ pub(super) fn check(path: &Path) -> Result<(), Failure> {
     if count == 0 {
         let _ = writeln!(out, "warning: no [[hook]]: nothing will run");
     }
-    for hook in &config.hooks {
+    // Patterns that match no known type, by hook, found in one pass over all.
+    let owners: Vec<(usize, &str)> = config
+        .hooks
+        .iter()
+        .enumerate()
+        .flat_map(|(index, hook)| hook.on.iter().map(move |p| (index, p.as_str())))
+        .collect();
+    let mut unknown: std::collections::HashMap<usize, Vec<&str>> = Default::default();
+    for (at, pattern) in unknown_type_patterns(owners.iter().map(|(_, p)| *p)) {
+        unknown.entry(owners[at].0).or_default().push(pattern);
+    }
+    for (index, hook) in config.hooks.iter().enumerate() {
         let _ = writeln!(out, "hook `{}` (line {})", hook.name, hook.line);
         let _ = writeln!(out, "  on:      {}", hook.on.join(", "));
         let case = if hook.where_case == Case::Insensitive {
@@ -84,13 +96,14 @@ pub(super) fn check(path: &Path) -> Result<(), Failure> {
             d(hook.retry_delay),
             if hook.skip_own { "; skip_own" } else { "" }
         );
-        for pattern in &hook.on {
-            if !crate::matcher::matches_a_known_type(pattern) {
-                let _ = writeln!(
-                    out,
-                    "  warning: `{pattern}` matches no event type Tracim sends today"
-                );
-            }
+        for line in super::explain::for_check(hook, &config.hooks) {
+            let _ = writeln!(out, "  {line}");
+        }
+        for pattern in unknown.get(&index).into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  warning: `{pattern}` matches no event type Tracim sends today"
+            );
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 mod check;
 mod completions;
 mod demo;
+mod explain;
 mod failure;
 mod history;
 mod init;

@@ -66,6 +66,9 @@ pub(super) async fn test(path: &Path, args: TestArgs) -> Result<(), Failure> {
                 continue;
             }
             let _ = writeln!(out, "        {}", hook.command);
+            for line in super::explain::for_event(&hook, event) {
+                let _ = writeln!(out, "        {line}");
+            }
             let vars = event_vars(event, &hook.name, &user_id, config.defaults.env_budget);
             for (name, value) in &vars.vars {
                 let _ = writeln!(out, "        {name}={}", shorten(value, 120));

@@ -83,8 +83,7 @@ pub(crate) fn describe(file_type: &std::fs::FileType) -> &'static str {
 /// Refuses a config that someone other than this user (or root) could have written.
 fn check_file_safety(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
         return Err(ConfigError::Unsafe {
             path: path.to_path_buf(),

@@ -6,10 +6,14 @@
 //! fixes them in one pass.
 
 mod duration;
+mod failure_hooks;
 pub(crate) mod load;
 mod schema;
+#[cfg(test)]
+mod tests_runs;
 mod validate;
 mod validate_hook;
+mod validate_runs;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

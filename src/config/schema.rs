@@ -16,6 +16,7 @@ pub(super) const DAEMON_KEYS: &[&str] = &[
     "socket",
     "max_message",
     "read_timeout",
+    "ping_interval",
     "ping_timeout",
     "check_interval",
     "watch_interval",
@@ -52,6 +53,10 @@ pub(super) const HOOK_KEYS: &[&str] = &[
     "retries",
     "retry_delay",
     "rerun_interrupted",
+    "key",
+    "debounce",
+    "debounce_max",
+    "on_failure",
 ];
 pub(super) const JOURNAL_KEYS: &[&str] = &["enabled", "path", "retention", "max_events", "sync"];
 
@@ -62,6 +67,7 @@ pub(super) struct RawDaemon {
     pub(super) socket: Option<Spanned<String>>,
     pub(super) max_message: Option<Spanned<u64>>,
     pub(super) read_timeout: Option<NonZeroDuration>,
+    pub(super) ping_interval: Option<NonZeroDuration>,
     pub(super) ping_timeout: Option<NonZeroDuration>,
     pub(super) check_interval: Option<NonZeroDuration>,
     pub(super) watch_interval: Option<NonZeroDuration>,
@@ -91,7 +97,7 @@ pub(super) struct RawHook {
     pub(super) name: Spanned<String>,
     pub(super) on: Spanned<OneOrMany>,
     pub(super) run: Option<Spanned<String>>,
-    pub(super) exec: Option<Spanned<Vec<String>>>,
+    pub(super) exec: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub(super) env: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
     pub(super) cwd: Option<Spanned<String>>,
@@ -104,6 +110,10 @@ pub(super) struct RawHook {
     pub(super) skip_own: Option<bool>,
     pub(super) where_case: Option<Case>,
     pub(super) rerun_interrupted: Option<bool>,
+    pub(super) key: Option<Spanned<String>>,
+    pub(super) debounce: Option<Spanned<NonZeroDuration>>,
+    pub(super) debounce_max: Option<Spanned<NonZeroDuration>>,
+    pub(super) on_failure: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize, Default)]

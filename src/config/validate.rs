@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -209,9 +208,10 @@ impl<'a> Parser<'a> {
             // mistake shows at once; such a config is refused anyway.
             let hook_defaults = defaults.as_ref().unwrap_or(&fallback_defaults);
             if let Some(hook) = self.hook(item, hook_defaults, &mut names) {
-                hooks.push(Arc::new(hook));
+                hooks.push(hook);
             }
         }
+        let hooks = self.link_failure_hooks(hooks, &names);
         let (daemon, defaults, journal) = (daemon?, defaults?, journal?);
         Some(Config {
             path: self.path.to_path_buf(),
@@ -284,6 +284,7 @@ impl<'a> Parser<'a> {
         Some(ClientConfig {
             max_message: max_message?.unwrap_or(defaults.max_message),
             read_timeout: d(raw.read_timeout, defaults.read_timeout),
+            ping_interval: d(raw.ping_interval, defaults.ping_interval),
             ping_timeout: d(raw.ping_timeout, defaults.ping_timeout),
             check_interval: d(raw.check_interval, defaults.check_interval),
             watch_interval: d(raw.watch_interval, defaults.watch_interval),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
+use super::failure_hooks::FailureNames;
 use super::schema::{HOOK_KEYS, RawHook};
 use super::validate::Parser;
 use crate::hook::{Command, Defaults, Hook, Where};
@@ -20,7 +21,7 @@ impl<'a> Parser<'a> {
         item: Spanned<DeValue<'a>>,
         defaults: &Defaults,
         names: &mut HashMap<String, usize>,
-    ) -> Option<Hook> {
+    ) -> Option<(Hook, FailureNames)> {
         let span = item.span();
         let (line, _) = self.line_column(span.start);
         let DeValue::Table(mut table) = item.into_inner() else {
@@ -76,8 +77,9 @@ impl<'a> Parser<'a> {
             ok &= self.exec_text(run.span(), hook_name, "run", run.get_ref());
         }
         if let Some(exec) = &raw.exec {
-            for arg in exec.get_ref() {
-                ok &= self.exec_text(exec.span(), hook_name, "exec", arg);
+            for (index, arg) in exec.get_ref().iter().enumerate() {
+                ok &= self.exec_text(arg.span(), hook_name, "exec", arg.get_ref());
+                ok &= self.exec_placeholders(arg, index == 0, hook_name);
             }
         }
         let command = match (raw.run, raw.exec) {
@@ -89,7 +91,12 @@ impl<'a> Parser<'a> {
                 self.problem(exec.span(), hook_name, "exec must name a program");
                 None
             }
-            (None, Some(exec)) => Some(Command::Exec(exec.into_inner())),
+            (None, Some(exec)) => Some(Command::Exec(
+                exec.into_inner()
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect(),
+            )),
             (Some(run), Some(_)) => {
                 self.problem(
                     run.span(),
@@ -108,16 +115,9 @@ impl<'a> Parser<'a> {
             }
         };
 
+        // `on = []` is a hook that runs only as another hook's `on_failure`.
         let on_span = raw.on.span();
         let on = raw.on.into_inner().0;
-        if on.is_empty() {
-            self.problem(
-                on_span.clone(),
-                hook_name,
-                "`on` needs at least one event type pattern",
-            );
-            ok = false;
-        }
         for pattern in &on {
             if let Err(e) = crate::matcher::check_type_pattern(pattern) {
                 self.problem(on_span.clone(), hook_name, e.to_string());
@@ -188,12 +188,17 @@ impl<'a> Parser<'a> {
             }
         }
 
+        let mode = raw.mode.unwrap_or(Defaults::MODE);
+        let debounce = self.debounce(raw.debounce, raw.debounce_max, hook_name);
+        let key = self.key(raw.key, mode, matches!(debounce, Some(Some(_))), hook_name);
+        let on_failure = raw.on_failure.map(Spanned::into_inner).unwrap_or_default();
+
         let timeout = raw.timeout.map_or(defaults.timeout, |t| t.0);
         let command = command?;
         if !ok {
             return None;
         }
-        Some(Hook {
+        let hook = Hook {
             name,
             on,
             command,
@@ -201,16 +206,20 @@ impl<'a> Parser<'a> {
             cwd,
             timeout,
             kill_after: raw.kill_after.map_or(defaults.kill_after, |d| d.0),
-            mode: raw.mode.unwrap_or(Defaults::MODE),
+            mode,
             output: raw.output.unwrap_or(defaults.output),
             retries: raw.retries.unwrap_or(defaults.retries),
             retry_delay: raw.retry_delay.map_or(defaults.retry_delay, |d| d.0),
             skip_own: raw.skip_own.unwrap_or(defaults.skip_own),
             rerun_interrupted: raw.rerun_interrupted.unwrap_or(Defaults::RERUN_INTERRUPTED),
+            key: key?,
+            debounce: debounce?,
+            on_failure: Vec::new(),
             conditions,
             where_case,
             line,
-        })
+        };
+        Some((hook, on_failure))
     }
 
     /// Collects `(dotted path, globs, span)` from a `where` table whose nested

@@ -2,10 +2,12 @@
 //! and stopping and reaping what it leaves in its process group.
 
 use std::fmt;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, warn};
 
@@ -14,7 +16,7 @@ use super::{Exit, GROUP_GIVE_UP, GROUP_POLL, LEAVE_GRACE, Limits, OUTPUT_DRAIN, 
 
 /// A started process, leader of its own process group.
 pub struct Child {
-    pid: libc::pid_t,
+    pid: Pid,
     pidfd: Option<AsyncFd<OwnedFd>>,
     started: Instant,
     pub(super) io: Vec<tokio::task::JoinHandle<()>>,
@@ -30,25 +32,15 @@ impl fmt::Debug for Child {
     }
 }
 
-pub(super) fn open_pidfd(pid: libc::pid_t) -> Option<AsyncFd<OwnedFd>> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: the syscall returned a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+pub(super) fn open_pidfd(pid: Pid) -> Option<AsyncFd<OwnedFd>> {
+    let fd = rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok()?;
     // SAFETY: the OwnedFd moves into the AsyncFd, which neither closes nor
-    // replaces it while registered.
+    // replaces it while registered (tokio's I/O-safety contract for raw fds).
     unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
 }
 
 impl Child {
-    pub(super) fn new(
-        pid: libc::pid_t,
-        pidfd: Option<AsyncFd<OwnedFd>>,
-        started: Instant,
-    ) -> Child {
+    pub(super) fn new(pid: Pid, pidfd: Option<AsyncFd<OwnedFd>>, started: Instant) -> Child {
         Child {
             pid,
             pidfd,
@@ -62,11 +54,11 @@ impl Child {
 
     /// The process id, which is also the process group id.
     pub fn pid(&self) -> u32 {
-        self.pid as u32
+        self.pid.as_raw_pid() as u32
     }
 
     /// Sends a signal to the whole process group.
-    pub fn signal_group(&self, signal: i32) {
+    pub fn signal_group(&self, signal: Signal) {
         signal_group(self.pid, signal);
     }
 
@@ -91,16 +83,13 @@ impl Child {
     }
 
     fn try_reap(&self) -> Option<Exit> {
-        let mut status: libc::c_int = 0;
-        // SAFETY: waitpid on our own child with a valid status pointer.
-        let rc = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-        let exit = match rc {
-            0 => return None,
-            pid if pid == self.pid => Exit::from_wait_status(status),
+        let exit = match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
+            Ok(None) => return None,
+            Ok(Some((_, status))) => Exit::from(status),
             // ECHILD: someone else reaped it.
-            _ => Exit::Unknown,
+            Err(_) => Exit::Unknown,
         };
-        reaper::leaders().remove(&self.pid);
+        reaper::leaders().remove(&self.pid.as_raw_pid());
         Some(exit)
     }
 
@@ -120,12 +109,12 @@ impl Child {
             exit = self.wait() => exit,
             () = tokio::time::sleep(limits.timeout) => {
                 timed_out = true;
-                self.signal_group(libc::SIGTERM);
+                self.signal_group(Signal::TERM);
                 sigterm_at = Some(Instant::now());
                 tokio::select! {
                     exit = self.wait() => exit,
                     () = tokio::time::sleep(limits.kill_after) => {
-                        self.signal_group(libc::SIGKILL);
+                        self.signal_group(Signal::KILL);
                         sigkilled = true;
                         self.wait().await
                     }
@@ -133,7 +122,7 @@ impl Child {
             }
             () = cancel => {
                 cancelled = true;
-                self.signal_group(libc::SIGKILL);
+                self.signal_group(Signal::KILL);
                 sigkilled = true;
                 self.wait().await
             }
@@ -178,8 +167,8 @@ impl Drop for Child {
         // A child dropped unfinished (its task was aborted) must not run on
         // unwatched; the orphan sweep reaps it once nobody waits for it.
         if self.reaped.is_none() {
-            signal_group(self.pid, libc::SIGKILL);
-            reaper::leaders().remove(&self.pid);
+            signal_group(self.pid, Signal::KILL);
+            reaper::leaders().remove(&self.pid.as_raw_pid());
         }
         if let Some(writer) = self.stdin_writer.take() {
             writer.abort();
@@ -190,37 +179,32 @@ impl Drop for Child {
     }
 }
 
-fn signal_group(pgid: libc::pid_t, signal: i32) {
-    // SAFETY: kill with a negative pid signals a process group; no memory involved.
-    unsafe {
-        libc::kill(-pgid, signal);
-    }
+fn signal_group(pgid: Pid, signal: Signal) {
+    // Gone already is fine: there is nothing left to signal.
+    let _ = rustix::process::kill_process_group(pgid, signal);
 }
 
 /// Whether any process of the group is left (zombies included).
 pub fn group_exists(pgid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    let rc = unsafe { libc::kill(-(pgid as libc::pid_t), 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let Some(pgid) = Pid::from_raw(pgid as i32) else {
+        return false;
+    };
+    match rustix::process::test_kill_process_group(pgid) {
+        Ok(()) => true,
+        Err(e) => e == Errno::PERM,
+    }
 }
 
 /// Reaps every exited member of the group that is our child.
-fn reap_group_members(pgid: libc::pid_t) {
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid on the group's members with a valid status pointer.
-        let rc = unsafe { libc::waitpid(-pgid, &mut status, libc::WNOHANG) };
-        if rc <= 0 {
-            break;
-        }
-    }
+fn reap_group_members(pgid: Pid) {
+    while let Ok(Some(_)) = rustix::process::waitpgid(pgid, WaitOptions::NOHANG) {}
 }
 
 /// The leader has exited: whatever it left running in its group is stopped
 /// (SIGTERM, then SIGKILL after `grace`) and reaped.
-async fn stop_group(pgid: libc::pid_t, grace: Duration, may_leave: bool) {
+async fn stop_group(pgid: Pid, grace: Duration, may_leave: bool) {
     reap_group_members(pgid);
-    if !group_exists(pgid as u32) {
+    if !group_exists(pgid.as_raw_pid() as u32) {
         return;
     }
     // Leftovers on their way out of the group (into a session of their own) get
@@ -231,28 +215,31 @@ async fn stop_group(pgid: libc::pid_t, grace: Duration, may_leave: bool) {
         while Instant::now() < until {
             tokio::time::sleep(GROUP_POLL).await;
             reap_group_members(pgid);
-            if !group_exists(pgid as u32) {
+            if !group_exists(pgid.as_raw_pid() as u32) {
                 return;
             }
         }
     }
-    debug!(pgid, "stopping what the hook left in its process group");
+    debug!(
+        pgid = pgid.as_raw_pid(),
+        "stopping what the hook left in its process group"
+    );
     let start = Instant::now();
     let mut killed = grace.is_zero();
-    signal_group(pgid, if killed { libc::SIGKILL } else { libc::SIGTERM });
+    signal_group(pgid, if killed { Signal::KILL } else { Signal::TERM });
     loop {
         tokio::time::sleep(GROUP_POLL).await;
         reap_group_members(pgid);
-        if !group_exists(pgid as u32) {
+        if !group_exists(pgid.as_raw_pid() as u32) {
             return;
         }
         if !killed && start.elapsed() >= grace {
-            signal_group(pgid, libc::SIGKILL);
+            signal_group(pgid, Signal::KILL);
             killed = true;
         }
         if start.elapsed() >= grace.saturating_add(GROUP_GIVE_UP) {
             warn!(
-                pgid,
+                pgid = pgid.as_raw_pid(),
                 "processes of a hook's group survive SIGKILL; giving up on them"
             );
             return;

@@ -68,7 +68,7 @@ impl Tail {
         self.text.push('\n');
         // Trimmed in steps, not per line, so that keeping the end stays cheap.
         if self.text.len() > 2 * OUTPUT_TAIL {
-            let keep = crate::journal::tail_of(&self.text, OUTPUT_TAIL).len();
+            let keep = crate::text::tail(&self.text, OUTPUT_TAIL).len();
             self.text.drain(..self.text.len() - keep);
         }
     }
@@ -76,7 +76,7 @@ impl Tail {
     /// The last [`OUTPUT_TAIL`] bytes, starting on a character boundary.
     pub(super) fn take(&mut self) -> String {
         let text = std::mem::take(&mut self.text);
-        let keep = crate::journal::tail_of(&text, OUTPUT_TAIL).len();
+        let keep = crate::text::tail(&text, OUTPUT_TAIL).len();
         text[text.len() - keep..].to_owned()
     }
 }

@@ -28,12 +28,12 @@ pub use child::{Child, group_exists};
 pub use io::escape_controls;
 pub use reaper::reap_orphans;
 
+pub use crate::text::OUTPUT_TAIL;
+
 /// A logged line of hook output is cut here.
 pub const MAX_LINE: usize = 4096;
 /// A run's logged output stops here.
 pub const MAX_RUN_OUTPUT: usize = 64 * 1024;
-/// How much of the end of each stream an [`Outcome`] keeps (for the journal).
-pub const OUTPUT_TAIL: usize = crate::journal::OUTPUT_TAIL;
 /// After the group is gone, how long output readers may still drain.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// Polling step while waiting for a group to empty.
@@ -101,17 +101,19 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub(crate) fn from_wait_status(status: libc::c_int) -> Exit {
-        if libc::WIFSIGNALED(status) {
-            Exit::Signal(libc::WTERMSIG(status))
-        } else {
-            Exit::Code(libc::WEXITSTATUS(status))
-        }
-    }
-
     /// Exit code 0.
     pub fn success(self) -> bool {
         self == Exit::Code(0)
+    }
+}
+
+impl From<rustix::process::WaitStatus> for Exit {
+    fn from(status: rustix::process::WaitStatus) -> Exit {
+        match (status.exit_status(), status.terminating_signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal(signal),
+            (None, None) => Exit::Unknown,
+        }
     }
 }
 
@@ -119,23 +121,38 @@ impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Exit::Code(code) => write!(f, "exit code {code}"),
-            Exit::Signal(signal) => write!(f, "signal {signal} ({})", signal_name(*signal)),
+            Exit::Signal(signal) => write!(
+                f,
+                "signal {signal} ({})",
+                signal_name(*signal).unwrap_or("signal")
+            ),
             Exit::Unknown => f.write_str("exit status unknown"),
         }
     }
 }
 
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
+/// The name of a signal, for messages and `TRACIM_FAILED_EXIT`; `None` for
+/// one without a name here.
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
         libc::SIGTERM => "SIGTERM",
         libc::SIGKILL => "SIGKILL",
         libc::SIGINT => "SIGINT",
         libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
         libc::SIGPIPE => "SIGPIPE",
         libc::SIGSEGV => "SIGSEGV",
         libc::SIGABRT => "SIGABRT",
-        _ => "signal",
-    }
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return None,
+    })
 }
 
 /// How a run ended.
@@ -207,8 +224,10 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     let spawning = reaper::spawning();
     let mut std_child = command.spawn().map_err(error)?;
     let started = Instant::now();
-    let pid = std_child.id() as libc::pid_t;
-    reaper::leaders().insert(pid);
+    let Some(pid) = rustix::process::Pid::from_raw(std_child.id() as i32) else {
+        return Err(error(std::io::Error::other("the child has no pid")));
+    };
+    reaper::leaders().insert(pid.as_raw_pid());
     drop(spawning);
     let pidfd = child::open_pidfd(pid);
 

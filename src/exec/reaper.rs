@@ -1,8 +1,10 @@
 //! Reaping what hooks leave behind: the runner is a child subreaper, and a sweep
 //! takes the zombies that no run waits for.
 
+use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard, Once, RwLock, RwLockReadGuard};
 
+use rustix::process::{Pid, WaitOptions};
 use tracing::debug;
 
 /// Makes this process the reaper of its descendants' orphans, so that the
@@ -10,10 +12,8 @@ use tracing::debug;
 pub(super) fn become_subreaper() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
-        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        if rc != 0 {
-            debug!(error = %std::io::Error::last_os_error(), "cannot become a child subreaper");
+        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+            debug!(error = %e, "cannot become a child subreaper");
         }
     });
 }
@@ -25,10 +25,9 @@ static SPAWNING: RwLock<()> = RwLock::new(());
 
 /// Leaders spawned and not yet reaped by their [`Child`]: the sweep leaves them
 /// to it, since their exit status is the run's result.
-static LEADERS: Mutex<std::collections::BTreeSet<libc::pid_t>> =
-    Mutex::new(std::collections::BTreeSet::new());
+static LEADERS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
-pub(super) fn leaders() -> MutexGuard<'static, std::collections::BTreeSet<libc::pid_t>> {
+pub(super) fn leaders() -> MutexGuard<'static, BTreeSet<i32>> {
     crate::lock(&LEADERS)
 }
 
@@ -45,8 +44,7 @@ pub(super) fn spawning() -> RwLockReadGuard<'static, ()> {
 pub fn reap_orphans() -> usize {
     let _no_spawn = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
     let waited_for = leaders().clone();
-    // SAFETY: getpid and getpgrp have no preconditions.
-    let (me, my_group) = unsafe { (libc::getpid(), libc::getpgrp()) };
+    let (me, my_group) = (rustix::process::getpid(), rustix::process::getpgrp());
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
@@ -55,7 +53,8 @@ pub fn reap_orphans() -> usize {
         let Some(pid) = entry
             .file_name()
             .to_str()
-            .and_then(|n| n.parse::<libc::pid_t>().ok())
+            .and_then(|n| n.parse::<i32>().ok())
+            .and_then(Pid::from_raw)
         else {
             continue;
         };
@@ -70,16 +69,16 @@ pub fn reap_orphans() -> usize {
             .into_iter()
             .flatten();
         let state = fields.next();
-        let ppid = fields.next().and_then(|f| f.parse::<libc::pid_t>().ok());
-        let group = fields.next().and_then(|f| f.parse::<libc::pid_t>().ok());
-        let orphan_zombie =
-            state == Some("Z") && ppid == Some(me) && group.is_some_and(|g| g != my_group);
-        if orphan_zombie && !waited_for.contains(&pid) {
-            let mut status = 0;
-            // SAFETY: waitpid on a zombie child of ours with a valid status pointer.
-            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-                reaped += 1;
-            }
+        let ppid = fields.next().and_then(|f| f.parse::<i32>().ok());
+        let group = fields.next().and_then(|f| f.parse::<i32>().ok());
+        let orphan_zombie = state == Some("Z")
+            && ppid == Some(me.as_raw_pid())
+            && group.is_some_and(|g| g != my_group.as_raw_pid());
+        if orphan_zombie
+            && !waited_for.contains(&pid.as_raw_pid())
+            && let Ok(Some(_)) = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG)
+        {
+            reaped += 1;
         }
     }
     if reaped > 0 {

@@ -4,9 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -39,19 +37,13 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), JournalError> {
     }
     // access(2) rather than a probe file: it also sees a read-only mount, and leaves
     // nothing behind.
-    let c_dir =
-        std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| JournalError::Dir {
+    use rustix::fs::Access;
+    rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {
+        JournalError::Unwritable {
             path: dir.to_path_buf(),
-            source: io::Error::other("the path holds a NUL byte"),
-        })?;
-    // SAFETY: a valid NUL-terminated string, read only for the call.
-    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        return Err(JournalError::Unwritable {
-            path: dir.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+            source: e.into(),
+        }
+    })
 }
 
 fn dir_error(dir: &Path, source: io::Error) -> JournalError {
@@ -72,7 +64,7 @@ fn is_unwritable(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-    ) || e.raw_os_error() == Some(libc::EPERM)
+    ) || e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error())
 }
 
 /// Takes `journal.db.lock`, so that two runners never write one journal (each would
@@ -90,10 +82,9 @@ pub(crate) fn lock(path: &Path, dir: &Path) -> Result<File, JournalError> {
         .mode(0o600)
         .open(&lock_path)
         .map_err(|source| file_error("creating", &lock_path, dir, source))?;
-    // SAFETY: flock on a file descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = io::Error::last_os_error();
-        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    use rustix::fs::FlockOperation;
+    if let Err(e) = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        return Err(if e == rustix::io::Errno::WOULDBLOCK {
             JournalError::Busy {
                 path: path.to_path_buf(),
             }
@@ -101,7 +92,7 @@ pub(crate) fn lock(path: &Path, dir: &Path) -> Result<File, JournalError> {
             JournalError::Io {
                 context: "locking",
                 path: lock_path,
-                source: e,
+                source: e.into(),
             }
         });
     }

@@ -68,7 +68,6 @@ use std::time::Duration;
 
 pub use error::JournalError;
 pub use handle::Journal;
-pub(crate) use model::tail as tail_of;
 pub use model::{
     Exit, Health, NewEvent, OUTPUT_TAIL, Pending, PendingKind, PendingRun, RunEnd, RunId,
     RunOrigin, RunState, StoredEvent,

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// How much of each stream's output a run keeps: the last 8 KiB.
-pub const OUTPUT_TAIL: usize = 8 * 1024;
+pub use crate::text::OUTPUT_TAIL;
+pub(crate) use crate::text::tail;
 
 /// A run: one hook for one event (or one replay of it), across its attempts.
 /// Given out by the journal without waiting for disk.
@@ -234,30 +234,9 @@ pub struct Health {
     pub lost: u64,
 }
 
-/// The last `max` bytes of `text`, starting on a character boundary.
-pub(crate) fn tail(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tails_keep_the_end_on_a_char_boundary() {
-        assert_eq!(tail("abc", 8), "abc");
-        assert_eq!(tail("abcdef", 3), "def");
-        // "é" is two bytes: a cut inside it moves forward past it.
-        assert_eq!(tail("aéb", 2), "b");
-        assert_eq!(tail("aéb", 3), "éb");
-    }
 
     #[test]
     fn an_end_gives_its_state() {

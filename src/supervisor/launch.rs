@@ -18,7 +18,7 @@ use crate::env::event_vars;
 use crate::exec::{self, Label, Limits, Outcome, Spec};
 use crate::hook::Hook;
 
-/// How often processes that hooks left outside their groups are reaped.
+/// How often, at most, processes that hooks left outside their groups are reaped.
 const ORPHAN_SWEEP: Duration = Duration::from_secs(1);
 
 /// One attempt of a run, as the supervisor hands it to its launcher.
@@ -40,6 +40,52 @@ pub struct Attempt {
     pub redelivered: bool,
     /// Someone asked for it again (`replay`): `TRACIM_REPLAY=1`.
     pub replay: bool,
+    /// Ids of the older events this run stands for (a debounce, `latest`):
+    /// `TRACIM_COALESCED`, space-separated.
+    pub coalesced: Vec<u64>,
+    /// For a run of a failure hook: the run that failed (`TRACIM_FAILED_*`).
+    pub failed: Option<Failed>,
+}
+
+/// A run that failed for good, as its failure hooks are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The hook whose run failed: `TRACIM_FAILED_HOOK`.
+    pub hook: String,
+    /// Its exit code, or its signal's name (`SIGKILL`), or `not-started`:
+    /// `TRACIM_FAILED_EXIT`.
+    pub exit: String,
+    /// Attempts made: `TRACIM_FAILED_ATTEMPTS`.
+    pub attempts: u32,
+    /// Its last attempt ran out of time: `TRACIM_FAILED_TIMED_OUT=1`.
+    pub timed_out: bool,
+}
+
+impl Attempt {
+    /// The variables the supervisor adds to the event's: the flags of a
+    /// redelivery or a replay, the coalesced events, the failed run.
+    pub fn run_vars(&self) -> Vec<(&'static str, String)> {
+        let mut vars = Vec::new();
+        if self.redelivered {
+            vars.push(("TRACIM_REDELIVERED", "1".to_owned()));
+        }
+        if self.replay {
+            vars.push(("TRACIM_REPLAY", "1".to_owned()));
+        }
+        if !self.coalesced.is_empty() {
+            let ids: Vec<String> = self.coalesced.iter().map(u64::to_string).collect();
+            vars.push(("TRACIM_COALESCED", ids.join(" ")));
+        }
+        if let Some(failed) = &self.failed {
+            vars.push(("TRACIM_FAILED_HOOK", failed.hook.clone()));
+            vars.push(("TRACIM_FAILED_EXIT", failed.exit.clone()));
+            vars.push(("TRACIM_FAILED_ATTEMPTS", failed.attempts.to_string()));
+            if failed.timed_out {
+                vars.push(("TRACIM_FAILED_TIMED_OUT", "1".to_owned()));
+            }
+        }
+        vars
+    }
 }
 
 /// Resolves once the supervisor gives up on running hooks (shutdown past its grace).
@@ -82,14 +128,24 @@ impl ProcessLauncher {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let alive = Arc::downgrade(&launcher);
             runtime.spawn(async move {
-                let mut tick = tokio::time::interval(ORPHAN_SWEEP);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                use tokio::signal::unix::{SignalKind, signal};
+                // Woken by SIGCHLD, not by a timer: an idle runner sleeps.
+                let mut children = signal(SignalKind::child()).ok();
                 loop {
-                    tick.tick().await;
+                    match children.as_mut() {
+                        Some(signals) => {
+                            if signals.recv().await.is_none() {
+                                return;
+                            }
+                        }
+                        None => tokio::time::sleep(ORPHAN_SWEEP).await,
+                    }
                     if alive.strong_count() == 0 {
                         return;
                     }
                     let _ = tokio::task::spawn_blocking(exec::reap_orphans).await;
+                    // At most one sweep a second, however many children end.
+                    tokio::time::sleep(ORPHAN_SWEEP).await;
                 }
             });
         }
@@ -108,16 +164,12 @@ impl Launcher for ProcessLauncher {
             let hook = attempt.hook.clone();
             let (event, user) = (attempt.event.clone(), attempt.daemon_user_id.clone());
             let budget = attempt.env_budget;
-            let flags = [
-                (attempt.redelivered, "TRACIM_REDELIVERED"),
-                (attempt.replay, "TRACIM_REPLAY"),
-            ];
+            let run_vars = attempt.run_vars();
             let spawned = tokio::task::spawn_blocking(move || {
                 let _in_span = in_span.enter();
                 let mut spec = hook_spec(&hook, &event, &user, budget, &inherited);
-                for (_, name) in flags.iter().filter(|(on, _)| *on) {
-                    spec.env.push((name.into(), "1".into()));
-                }
+                spec.env
+                    .extend(run_vars.into_iter().map(|(k, v)| (k.into(), v.into())));
                 exec::spawn(&spec)
             })
             .await
@@ -138,8 +190,9 @@ impl Launcher for ProcessLauncher {
     }
 }
 
-/// The spec a hook runs with for an event: the command, the environment (the
-/// runner's, then the hook's `env`, then the `TRACIM_*` variables) and the event on stdin.
+/// The spec a hook runs with for an event: the command (its `exec`
+/// placeholders replaced), the environment (the runner's, then the hook's
+/// `env`, then the `TRACIM_*` variables) and the event on stdin.
 pub fn hook_spec(
     hook: &Hook,
     event: &Event,
@@ -155,7 +208,7 @@ pub fn hook_spec(
     env.extend(hook.env.iter().map(|(k, v)| (k.into(), v.into())));
     env.extend(vars.vars.into_iter().map(|(k, v)| (k.into(), v.into())));
     Spec {
-        argv: hook.command.argv().into_iter().map(str::to_owned).collect(),
+        argv: crate::placeholder::argv(hook, event),
         env,
         cwd: hook.cwd.clone(),
         stdin: Some(event.raw_shared()),

@@ -1,11 +1,13 @@
-//! Supervision of hook runs: how many at once, in which order, retries, and a
-//! clean stop.
+//! Supervision of hook runs: how many at once, in which order (lanes per hook
+//! and `key`, debounce), retries, failure hooks, and a clean stop.
 //!
 //! [`Supervisor::submit`] never waits: it queues a run or refuses it (and says so)
 //! under a short lock, so the caller, and the daemon link behind it, never waits
 //! behind hook work. Scheduling lives in `queue`; what runs an attempt is a
 //! [`Launcher`] (the real one spawns processes; tests use their own on paused time).
 
+mod debounce;
+mod failure;
 mod launch;
 mod queue;
 mod record;
@@ -21,11 +23,11 @@ use tracing::{error, info, warn};
 use crate::exec::Outcome;
 use crate::hook::{Defaults, Hook};
 use crate::journal::{Journal, RunId};
-use queue::{Job, Queued, State};
+use queue::{Job, Queued, Settle, State};
 use record::Recorder;
 use report::Counters;
 
-pub use launch::{Attempt, Cancel, Launcher, ProcessLauncher, Running, hook_spec};
+pub use launch::{Attempt, Cancel, Failed, Launcher, ProcessLauncher, Running, hook_spec};
 pub use report::{RunError, RunReport, Stats};
 
 /// Limits that apply over all hooks; taken from `[defaults]` and changed on reload.
@@ -68,6 +70,8 @@ pub struct Run {
     pub redelivered: bool,
     /// Someone asked for it again: runs with `TRACIM_REPLAY=1`.
     pub replay: bool,
+    /// A run of a failure hook: the run that failed (`TRACIM_FAILED_*`).
+    pub failed: Option<Failed>,
 }
 
 impl Run {
@@ -82,6 +86,7 @@ impl Run {
             attempt: 1,
             redelivered: false,
             replay: false,
+            failed: None,
         }
     }
 }
@@ -198,6 +203,10 @@ impl Supervisor {
     /// hook and the event id), counted, and recorded as dropped when the queue is
     /// full; a run refused because the supervisor stops stays queued in the journal.
     pub fn submit_run(&self, run: Run) -> Result<(), Refused> {
+        let lane = match &run.hook.key {
+            Some(path) => crate::placeholder::field_text(&run.event, path).into_owned(),
+            None => String::new(),
+        };
         let job = Job {
             hook: run.hook,
             event: run.event,
@@ -207,6 +216,9 @@ impl Supervisor {
             id: run.id,
             redelivered: run.redelivered,
             replay: run.replay,
+            lane,
+            coalesced: Vec::new(),
+            failed: run.failed,
         };
         let starts = {
             let mut state = self.lock();
@@ -226,17 +238,39 @@ impl Supervisor {
                 }
                 return Err(refused);
             }
-            let (newer_event_id, newer_run) = (job.event.id(), job.id);
-            if let Queued::Replaced(replaced) = state.enqueue(job) {
-                Counters::bump(&self.inner.counters.coalesced);
-                self.inner.journal.coalesced(replaced.id, newer_run);
-                let _run = replaced.span().entered();
-                info!(hook = %replaced.hook.name, event_id = replaced.event.id(), newer_event_id, "skipped: a newer event replaced it (mode = \"latest\")");
+            match job.hook.debounce {
+                Some(debounce) => {
+                    let (newer_event_id, newer_run) = (job.event.id(), job.id);
+                    match state.settle(job, debounce, tokio::time::Instant::now()) {
+                        Settle::New(key, serial) => self.debounce_timer(key, serial),
+                        Settle::Replaced(replaced) => {
+                            self.coalesced(&replaced, newer_event_id, newer_run, "debounce")
+                        }
+                    }
+                }
+                None => self.enqueue(&mut state, job),
             }
             state.take_startable()
         };
         self.start_all(starts);
         Ok(())
+    }
+
+    /// Queues a job by its hook's mode, under the lock.
+    fn enqueue(&self, state: &mut State, job: Job) {
+        let (newer_event_id, newer_run) = (job.event.id(), job.id);
+        if let Queued::Replaced(replaced) = state.enqueue(job) {
+            self.coalesced(&replaced, newer_event_id, newer_run, "mode = \"latest\"");
+        }
+    }
+
+    /// A waiting run gave its place to a newer one, which carries its event id
+    /// in `TRACIM_COALESCED`: counted, logged and recorded, never dropped silently.
+    fn coalesced(&self, replaced: &Job, newer_event_id: u64, newer_run: Option<RunId>, why: &str) {
+        Counters::bump(&self.inner.counters.coalesced);
+        self.inner.journal.coalesced(replaced.id, newer_run);
+        let _run = replaced.span().entered();
+        info!(hook = %replaced.hook.name, event_id = replaced.event.id(), newer_event_id, lane = %replaced.lane, "skipped: a newer event replaced it ({why})");
     }
 
     fn start_all(&self, jobs: Vec<Job>) {
@@ -256,6 +290,8 @@ impl Supervisor {
             env_budget: self.lock().settings.env_budget,
             redelivered: job.redelivered,
             replay: job.replay,
+            coalesced: job.coalesced.clone(),
+            failed: job.failed.clone(),
         };
         self.inner.journal.started(job.id, attempt.number);
         let running = self
@@ -308,6 +344,7 @@ impl Supervisor {
             result,
             will_retry: false,
         };
+        let mut failure_runs = Vec::new();
         let starts = {
             let mut state = self.lock();
             state.running -= 1;
@@ -337,7 +374,10 @@ impl Supervisor {
                     &self.inner.counters.failed
                 };
                 Counters::bump(counter);
-                state.release_lane(&job.hook);
+                state.release_lane(&job);
+                if !success && !cancelled {
+                    failure_runs = self.failure_runs(&job, &report.result, attempt);
+                }
             }
             if cancelled && self.inner.journal.keeps(report_id) {
                 info!(hook = %report.hook, event_id, attempt, "the stop cut this run short: it runs again at the next start");
@@ -355,6 +395,10 @@ impl Supervisor {
         // The runs started next are not about this one.
         drop(in_span);
         self.start_all(starts);
+        // After the lock: a refusal is logged by submit_run.
+        for run in failure_runs {
+            let _ = self.submit_run(run);
+        }
         self.inner.changed.notify_waiters();
     }
 
@@ -378,7 +422,7 @@ impl Supervisor {
                 } else {
                     warn!(hook = %job.hook.name, event_id = job.event.id(), "retry never started: shutting down");
                 }
-                state.release_lane(&job.hook);
+                state.release_lane(&job);
             } else {
                 state.requeue_first(job);
             }
@@ -459,3 +503,5 @@ fn retry_delay(base: Duration, retries_made: u32) -> Duration {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lanes;

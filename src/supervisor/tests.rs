@@ -12,17 +12,21 @@ use crate::hook::{Command, Mode, Output};
 
 /// One attempt as the fake launcher saw it.
 #[derive(Debug, Clone)]
-struct Seen {
-    hook: String,
-    event_id: u64,
-    number: u32,
+pub(super) struct Seen {
+    pub(super) hook: String,
+    pub(super) event_id: u64,
+    pub(super) number: u32,
     /// Milliseconds of paused time since the test's start.
-    started_ms: u64,
+    pub(super) started_ms: u64,
+    /// `TRACIM_COALESCED`, as the launcher is asked to set it.
+    pub(super) coalesced: Vec<u64>,
+    /// What a failure hook's run is told.
+    pub(super) failed: Option<Failed>,
 }
 
 /// Runs each attempt for `run_time`, failing the first `failures[hook]` attempts
 /// of a hook with exit code 1; records every start and the most at once.
-struct FakeLauncher {
+pub(super) struct FakeLauncher {
     t0: TokioInstant,
     run_time: Duration,
     failures: HashMap<String, u32>,
@@ -32,11 +36,11 @@ struct FakeLauncher {
 }
 
 impl FakeLauncher {
-    fn new(run_time: Duration) -> Arc<FakeLauncher> {
+    pub(super) fn new(run_time: Duration) -> Arc<FakeLauncher> {
         FakeLauncher::failing(run_time, &[])
     }
 
-    fn failing(run_time: Duration, failures: &[(&str, u32)]) -> Arc<FakeLauncher> {
+    pub(super) fn failing(run_time: Duration, failures: &[(&str, u32)]) -> Arc<FakeLauncher> {
         Arc::new(FakeLauncher {
             t0: TokioInstant::now(),
             run_time,
@@ -49,11 +53,11 @@ impl FakeLauncher {
         })
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(super) fn seen(&self) -> Vec<Seen> {
         crate::lock(&self.seen).clone()
     }
 
-    fn most_at_once(&self) -> usize {
+    pub(super) fn most_at_once(&self) -> usize {
         crate::lock(&self.running).1
     }
 }
@@ -66,6 +70,8 @@ impl Launcher for FakeLauncher {
             event_id: attempt.event.id(),
             number: attempt.number,
             started_ms: (started - self.t0).as_millis() as u64,
+            coalesced: attempt.coalesced.clone(),
+            failed: attempt.failed.clone(),
         });
         {
             let mut running = crate::lock(&self.running);
@@ -96,7 +102,7 @@ impl Launcher for FakeLauncher {
     }
 }
 
-fn hook(name: &str, mode: Mode, retries: u32) -> Arc<Hook> {
+pub(super) fn hook(name: &str, mode: Mode, retries: u32) -> Arc<Hook> {
     Arc::new(Hook {
         name: name.into(),
         on: vec!["*".into()],
@@ -111,6 +117,9 @@ fn hook(name: &str, mode: Mode, retries: u32) -> Arc<Hook> {
         retry_delay: Duration::from_millis(100),
         skip_own: false,
         rerun_interrupted: true,
+        key: None,
+        debounce: None,
+        on_failure: Vec::new(),
         conditions: Vec::new(),
         where_case: Defaults::WHERE_CASE,
         line: 1,
@@ -124,7 +133,7 @@ fn event(id: u64) -> Event {
     .unwrap()
 }
 
-fn settings(max_parallel: usize, queue_limit: usize) -> Settings {
+pub(super) fn settings(max_parallel: usize, queue_limit: usize) -> Settings {
     Settings {
         max_parallel,
         queue_limit,
@@ -132,7 +141,7 @@ fn settings(max_parallel: usize, queue_limit: usize) -> Settings {
     }
 }
 
-fn submit(supervisor: &Supervisor, hook: &Arc<Hook>, id: u64) -> Result<(), Refused> {
+pub(super) fn submit(supervisor: &Supervisor, hook: &Arc<Hook>, id: u64) -> Result<(), Refused> {
     supervisor.submit(hook.clone(), event(id), "1".into())
 }
 

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tracing::debug;
 
+use super::slots::{Had, Slot, Slots};
 use super::{Delivery, Inbound, Shared};
 use crate::lock;
 use crate::protocol::{DecodeError, Envelope, Message};
@@ -33,6 +34,15 @@ pub enum Refusal {
     /// The peer's credentials could not be read, so it was not trusted.
     #[error("connection refused: no peer credentials: {0}")]
     NoPeerCredentials(#[source] io::Error),
+    /// Every read slot was taken, so the connection that had been silent longest
+    /// was closed to read a new one.
+    #[error(
+        "connection shed: all {slots} read slots were taken; the one silent longest was closed"
+    )]
+    Shed {
+        /// How many connections are read at once.
+        slots: usize,
+    },
     /// The connection did not end within `read_timeout`.
     #[error("connection timed out before its message ended")]
     TimedOut,
@@ -63,6 +73,7 @@ impl Refusal {
             Refusal::AcceptFailed(_) => "accept failed",
             Refusal::ForeignUser { .. } => "connection refused: not this user",
             Refusal::NoPeerCredentials(_) => "connection refused: no peer credentials",
+            Refusal::Shed { .. } => "connection shed",
             Refusal::TimedOut => "connection timed out before its message ended",
             Refusal::ReadFailed(_) => "connection read failed",
             Refusal::TooLarge { .. } => "message over max_message dropped",
@@ -80,16 +91,14 @@ pub(super) async fn accept_loop(
     done: mpsc::UnboundedSender<(u64, Option<Inbound>)>,
 ) {
     let mut accepted_count = 0u64;
-    let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let slots = Slots::new(shared.config.max_connections);
+    let me = rustix::process::geteuid().as_raw();
     let refuse = |refusal| {
         let _ = shared.out.send(Inbound::Refused(refusal));
     };
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
+        // Accepted at once, whatever the slots: a new connection (the daemon's
+        // next delivery or ping) is read now, not after the silent ones time out.
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -113,11 +122,21 @@ pub(super) async fn accept_loop(
         }
         let seq = accepted_count;
         accepted_count += 1;
+        let taken = match slots.take(seq).await {
+            Some(Had::Free(taken)) => taken,
+            Some(Had::Shed(taken)) => {
+                refuse(Refusal::Shed {
+                    slots: shared.config.max_connections,
+                });
+                taken
+            }
+            None => return,
+        };
         let shared = shared.clone();
         let done = done.clone();
         tokio::spawn(async move {
-            let delivery = read_one(stream, &shared).await;
-            drop(permit);
+            let delivery = read_one(stream, &shared, &taken.slot).await;
+            drop(taken);
             let _ = done.send((seq, delivery));
         });
     }
@@ -125,21 +144,32 @@ pub(super) async fn accept_loop(
 
 /// Reads one connection to its end and decodes it; the client's own reactions
 /// (pong, account info, answers) happen here, at once, whatever the order.
-async fn read_one(mut stream: UnixStream, shared: &Shared) -> Option<Inbound> {
+async fn read_one(mut stream: UnixStream, shared: &Shared, slot: &Slot) -> Option<Inbound> {
     let limit = shared.config.max_message;
     let read = async {
         let mut buf = Vec::with_capacity(4096);
-        // One byte past the limit tells a message over it from one that fits.
-        let mut taken = (&mut stream).take(limit as u64 + 1);
-        taken.read_to_end(&mut buf).await.map(|_| buf)
+        // Until its first bytes come, the connection may be shed for a newer one.
+        let first = tokio::select! {
+            read = stream.read_buf(&mut buf) => read?,
+            () = slot.shed() => return Ok(None),
+        };
+        slot.sending();
+        if first > 0 {
+            // One byte past the limit tells a message over it from one that fits.
+            let mut taken = (&mut stream).take((limit + 1).saturating_sub(buf.len()) as u64);
+            taken.read_to_end(&mut buf).await?;
+        }
+        Ok::<_, io::Error>(Some(buf))
     };
     let bytes = match tokio::time::timeout(shared.config.read_timeout, read).await {
+        // Shed: said once by the acceptor, with the count of slots.
+        Ok(Ok(None)) => return None,
         Err(_) => return Some(Inbound::Refused(Refusal::TimedOut)),
         Ok(Err(e)) => return Some(Inbound::Refused(Refusal::ReadFailed(e))),
-        Ok(Ok(bytes)) if bytes.len() > limit => {
+        Ok(Ok(Some(bytes))) if bytes.len() > limit => {
             return Some(Inbound::Refused(Refusal::TooLarge { limit }));
         }
-        Ok(Ok(bytes)) => bytes,
+        Ok(Ok(Some(bytes))) => bytes,
     };
     let received = Instant::now();
     drop(stream);

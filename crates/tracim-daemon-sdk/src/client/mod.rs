@@ -12,7 +12,9 @@
 //! watching that it holds).
 
 mod inbound;
+mod master;
 mod register;
+mod slots;
 mod socket;
 
 use std::io;
@@ -41,7 +43,10 @@ pub struct ClientConfig {
     pub max_message: usize,
     /// How long one connection may take to deliver its message.
     pub read_timeout: Duration,
-    /// Register again when no ping came for this long (the daemon pings every 30 s).
+    /// How often the daemon pings (30 s upstream). A ping a few seconds later than
+    /// this makes the client ask at once whether the daemon still lists it.
+    pub ping_interval: Duration,
+    /// Register again when no ping came for this long.
     pub ping_timeout: Duration,
     /// How often to ask the daemon whether it still lists this client.
     pub check_interval: Duration,
@@ -61,6 +66,7 @@ impl ClientConfig {
             socket: socket.into(),
             max_message: 16 * 1024 * 1024,
             read_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(75),
             check_interval: Duration::from_secs(60),
             watch_interval: Duration::from_secs(1),

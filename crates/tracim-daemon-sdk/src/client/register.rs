@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::{debug, info};
 
+use super::master::MasterWatch;
 use super::socket::{self, FileIdentity};
 use super::{ClientError, ClientState, Shared};
 use crate::lock;
@@ -35,6 +36,10 @@ pub(super) async fn send_to_daemon(shared: &Shared, message: Message) -> Result<
             source,
         })
 }
+
+/// How late the daemon's ping may be before we ask whether it still lists us
+/// (at most one `ping_interval`).
+const PING_SLACK: Duration = Duration::from_secs(5);
 
 /// Registers, and registers again whenever the daemon may have forgotten us: a
 /// new master socket (restart), pings that stopped, or a client list without us.
@@ -104,33 +109,56 @@ pub(super) async fn register_loop(shared: Arc<Shared>) {
 
 async fn watch_registration(shared: &Shared, identity: Option<FileIdentity>) -> &'static str {
     let config = &shared.config;
-    let mut watch = tokio::time::interval(config.watch_interval);
+    let mut master = MasterWatch::new(&config.master_socket, config.watch_interval);
     let mut check = tokio::time::interval(config.check_interval);
     check.reset();
+    // A ping a few seconds late is the first sign the daemon dropped us (after a
+    // delivery to us failed, say): ask at once instead of at the next check.
+    let late = config.ping_interval + PING_SLACK.min(config.ping_interval);
+    let mut asked_about: Option<Instant> = None;
     loop {
-        tokio::select! {
-            _ = watch.tick() => {
+        // The next moment the pings could tell something: nothing wakes the
+        // client in between (an idle client sleeps until then).
+        let last_ping = *lock(&shared.last_ping);
+        let due = if asked_about == Some(last_ping) {
+            last_ping + config.ping_timeout
+        } else {
+            last_ping + late.min(config.ping_timeout)
+        };
+        let ask_now = tokio::select! {
+            () = master.changed() => {
                 if socket::file_identity(&config.master_socket) != identity {
                     return "the daemon's master socket was replaced (daemon restart)";
                 }
-                if lock(&shared.last_ping).elapsed() > config.ping_timeout {
+                false
+            }
+            () = tokio::time::sleep_until(due.into()) => {
+                let last_ping = *lock(&shared.last_ping);
+                if last_ping.elapsed() > config.ping_timeout {
                     return "no ping from the daemon within ping_timeout";
                 }
-            }
-            _ = check.tick() => {
-                match ask_clients(shared, config.read_timeout).await {
-                    Ok(list) if list.iter().any(|c| c.path == shared.self_path) => {}
-                    Ok(_) => return "the daemon no longer lists this client",
-                    Err(e) => {
-                        debug!("client check: {e}");
-                        if matches!(e, ClientError::Send { .. }) {
-                            return "the daemon cannot be reached";
-                        }
-                    }
+                let overdue = last_ping.elapsed() > late && asked_about != Some(last_ping);
+                if overdue {
+                    asked_about = Some(last_ping);
+                    debug!("the daemon's ping is late: asking whether it still lists us");
                 }
+                overdue
             }
+            _ = check.tick() => true,
             () = shared.forgotten.notified() => {
                 return "the daemon announced this client deleted";
+            }
+        };
+        if ask_now {
+            match ask_clients(shared, config.read_timeout).await {
+                Ok(list) if list.iter().any(|c| c.path == shared.self_path) => {}
+                Ok(_) => return "the daemon no longer lists this client",
+                Err(e) => {
+                    debug!("client check: {e}");
+                    if matches!(e, ClientError::Send { .. }) {
+                        return "the daemon cannot be reached";
+                    }
+                }
             }
         }
     }

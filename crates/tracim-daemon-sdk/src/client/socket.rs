@@ -72,40 +72,16 @@ pub(super) fn bind(path: &Path) -> Result<UnixListener, ClientError> {
 /// socket + bind + listen with our own backlog: the daemon's connect fails (and
 /// the message is lost) when the backlog is full.
 fn listen(path: &Path, backlog: i32) -> io::Result<std::os::unix::net::UnixListener> {
-    use std::os::fd::FromRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "socket path too long",
-        ));
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: plain socket syscalls on a descriptor we own; errors are checked.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        );
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let listener = std::os::unix::net::UnixListener::from_raw_fd(fd);
-        let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
-        if libc::bind(fd, (&raw const addr).cast(), len as libc::socklen_t) != 0
-            || libc::listen(fd, backlog) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(listener)
-    }
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::bind(&fd, &SocketAddrUnix::new(path)?)?;
+    rustix::net::listen(&fd, backlog)?;
+    Ok(std::os::unix::net::UnixListener::from(fd))
 }
 
 /// One message, one connection, one write: the daemon reads a single `read()` of
