@@ -11,7 +11,7 @@ use clap::{ArgAction, Parser, Subcommand};
     version,
     about,
     long_about = None,
-    after_help = "Start with `tracim-hooks demo`, then `tracim-hooks init`. The hooks.toml reference is in the README."
+    after_help = "Start with `tracim-hooks demo`, then `tracim-hooks init`. The hooks.toml reference is in the README and `tracim-hooks man`."
 )]
 pub struct Cli {
     /// The config file [default: $TRACIM_HOOKS_CONFIG, else
@@ -88,6 +88,55 @@ pub enum Command {
     /// (~/.config/tracim-hooks/hooks.toml, or --config / $TRACIM_HOOKS_CONFIG)
     Init {
         /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Install or remove the systemd user service
+    /// (~/.config/systemd/user/tracim-hooks.service)
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Print a shell completion script
+    ///
+    /// bash: `tracim-hooks completions bash > ~/.local/share/bash-completion/completions/tracim-hooks`;
+    /// zsh: into a directory of your `$fpath` as `_tracim-hooks`;
+    /// fish: `tracim-hooks completions fish > ~/.config/fish/completions/tracim-hooks.fish`
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff), with the hooks.toml reference:
+    /// `tracim-hooks man | man -l -`
+    Man,
+}
+
+/// The shells `completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    /// bash
+    Bash,
+    /// zsh
+    Zsh,
+    /// fish
+    Fish,
+}
+
+/// The subcommands of `service`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the user unit, running this binary (with --config when given), and
+    /// reload systemd; --now also enables and starts it
+    Install {
+        /// Also enable it (start at login) and (re)start it now
+        #[arg(long)]
+        now: bool,
+        /// Overwrite a unit that was edited since it was installed
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop and disable the service, remove its unit, and reload systemd
+    Uninstall {
+        /// Remove a unit that was edited since it was installed
         #[arg(long)]
         force: bool,
     },

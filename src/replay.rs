@@ -186,6 +186,7 @@ pub fn queue(
             };
             match supervisor.submit_run(run) {
                 Ok(()) => {
+                    let _run = crate::logging::run_span(&name, event.event_type()).entered();
                     info!(hook = %name, event_id, run = id.0, "replay queued");
                     outcome.queued.push(Queued {
                         run: id.0,

@@ -37,6 +37,7 @@ pub fn resume(
     let mut done = Resumed::default();
     for p in pending.runs {
         let event_id = p.event.id;
+        let in_span = crate::logging::run_span(&p.hook, &p.event.event_type).entered();
         let Some(hook) = config.hook(&p.hook) else {
             warn!(hook = %p.hook, event_id, run = p.run.0, "a run left from before is dropped: its hook is no longer in the config");
             journal.dropped(p.run, "its hook is no longer in the config");
@@ -59,6 +60,8 @@ pub fn resume(
                 continue;
             }
         };
+        // The supervisor makes its own records of the run in a span of its own.
+        drop(in_span);
         let run = Run {
             id: Some(p.run),
             attempt: p.attempt,

@@ -461,6 +461,7 @@ impl Service {
                 continue;
             }
             for hook in hooks {
+                let _run = crate::logging::run_span(&hook.name, event.event_type()).entered();
                 warn!(hook = %hook.name, event_id = event.id(), "run never started: shutting down");
             }
         }

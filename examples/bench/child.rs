@@ -82,15 +82,20 @@ pub(crate) fn runner_binary(opts: &Opts) -> Result<PathBuf, String> {
         .and_then(Path::parent)
         .ok_or("cannot locate the target directory (pass --bin PATH)")?
         .join("bench-runner");
-    let release = profile_dir.is_some_and(|p| p.ends_with("release"));
+    // The profile this benchmark was built with (`debug` is cargo's `dev`).
+    let profile = profile_dir
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .unwrap_or("debug")
+        .to_owned();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .args(["build", "--quiet", "--bin", "tracim-hooks", "--target-dir"])
         .arg(&target)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if release {
-        build.arg("--release");
+    if profile != "debug" {
+        build.args(["--profile", &profile]);
     }
     eprintln!(
         "bench: building tracim-hooks into {} (a while the first time)",
@@ -100,9 +105,7 @@ pub(crate) fn runner_binary(opts: &Opts) -> Result<PathBuf, String> {
     if !status.success() {
         return Err("cannot build the tracim-hooks binary (pass --bin PATH)".into());
     }
-    Ok(target
-        .join(if release { "release" } else { "debug" })
-        .join("tracim-hooks"))
+    Ok(target.join(&profile).join("tracim-hooks"))
 }
 
 /// The real binary, `tracim-hooks run` at its default log level (info), with

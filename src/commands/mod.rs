@@ -1,17 +1,22 @@
 //! The subcommands, one module each: `run`, `check`, `test`, `init`, `demo`,
-//! `status`, `history`, `replay`.
+//! `status`, `history`, `replay`, `service`, `completions`, `man`.
 //!
 //! Each returns `Ok(())` or a [`Failure`] whose lines `main` prints before exiting 1.
 
 mod check;
+mod completions;
 mod demo;
 mod explain;
 mod failure;
 mod history;
 mod init;
 mod inputs;
+mod man;
+mod man_reference;
 mod replay;
 mod run;
+mod service;
+mod service_unit;
 mod status;
 mod test;
 
@@ -38,5 +43,8 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         Command::Status { json } => status::status(&path, json).await,
         Command::History(args) => history::history(&path, args).await,
         Command::Replay(args) => replay::replay(&path, args).await,
+        Command::Service(command) => service::service(command, cli.config.as_deref()),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man => man::man(),
     }
 }

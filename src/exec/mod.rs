@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::unix::pipe;
+use tracing::Instrument;
 
 use crate::hook::Output;
 
@@ -68,6 +69,15 @@ pub struct Label {
     pub hook: Arc<str>,
     /// The event's id.
     pub event_id: u64,
+    /// The event's type.
+    pub event_type: Arc<str>,
+}
+
+impl Label {
+    /// The span the run's records are made in (see [`crate::logging::run_span`]).
+    pub fn span(&self) -> tracing::Span {
+        crate::logging::run_span(&self.hook, &self.event_type)
+    }
 }
 
 /// Time limits of a run.
@@ -225,7 +235,11 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     if let (Some(stdin), Some(text)) = (std_child.stdin.take(), spec.stdin.clone()) {
         child.stdin_writer = pipe::Sender::from_owned_fd(OwnedFd::from(stdin))
             .ok()
-            .map(|sender| tokio::spawn(io::feed_stdin(sender, text, spec.label.clone())));
+            .map(|sender| {
+                tokio::spawn(
+                    io::feed_stdin(sender, text, spec.label.clone()).instrument(spec.label.span()),
+                )
+            });
     }
     let budget = Arc::new(io::OutputBudget::new(MAX_RUN_OUTPUT));
     let readers = [
@@ -234,13 +248,10 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     ];
     for ((fd, stream), tail) in readers.into_iter().zip(child.tails.clone()) {
         if let Some(receiver) = fd.and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok()) {
-            child.io.push(tokio::spawn(io::log_output(
-                receiver,
-                stream,
-                spec.label.clone(),
-                budget.clone(),
-                tail,
-            )));
+            child.io.push(tokio::spawn(
+                io::log_output(receiver, stream, spec.label.clone(), budget.clone(), tail)
+                    .instrument(spec.label.span()),
+            ));
         }
     }
     // The std handle is dropped without waiting: reaping is ours, through the pidfd.

@@ -12,6 +12,7 @@ fn spec(argv: &[&str], stdin: Option<&str>, output: Output) -> Spec {
         label: Label {
             hook: "t".into(),
             event_id: 1,
+            event_type: "a.b".into(),
         },
     }
 }

@@ -29,7 +29,7 @@ impl Supervisor {
                             continue;
                         }
                         Woke::Due(job) => {
-                            debug!(hook = %job.hook.name, event_id = job.event.id(), lane = %job.lane, coalesced = job.coalesced.len(), "debounce over: queued");
+                            job.span().in_scope(|| debug!(hook = %job.hook.name, event_id = job.event.id(), lane = %job.lane, coalesced = job.coalesced.len(), "debounce over: queued"));
                             this.enqueue(&mut state, job);
                             state.take_startable()
                         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracim_daemon_sdk::protocol::Event;
-use tracing::{debug, trace};
+use tracing::{Instrument, debug, trace};
 
 use super::report::RunError;
 use crate::env::event_vars;
@@ -158,12 +158,15 @@ impl Launcher for ProcessLauncher {
     /// supervisor's caller never waits on process creation.
     fn launch(&self, attempt: Attempt, cancel: Cancel) -> Running {
         let inherited = self.inherited_env.clone();
+        let span = crate::logging::run_span(&attempt.hook.name, attempt.event.event_type());
+        let in_span = span.clone();
         Box::pin(async move {
             let hook = attempt.hook.clone();
             let (event, user) = (attempt.event.clone(), attempt.daemon_user_id.clone());
             let budget = attempt.env_budget;
             let run_vars = attempt.run_vars();
             let spawned = tokio::task::spawn_blocking(move || {
+                let _in_span = in_span.enter();
                 let mut spec = hook_spec(&hook, &event, &user, budget, &inherited);
                 spec.env
                     .extend(run_vars.into_iter().map(|(k, v)| (k.into(), v.into())));
@@ -180,10 +183,10 @@ impl Launcher for ProcessLauncher {
             };
             // In a task of its own: were it to panic, the child's drop kills its
             // group and the run still gives its slot back.
-            tokio::spawn(spawned.finish(limits, cancel.cancelled()))
+            tokio::spawn(spawned.finish(limits, cancel.cancelled()).in_current_span())
                 .await
                 .map_err(|e| RunError::Supervision(e.to_string()))
-        })
+        }.instrument(span))
     }
 }
 
@@ -213,6 +216,7 @@ pub fn hook_spec(
         label: Label {
             hook: hook.name.as_str().into(),
             event_id: event.id(),
+            event_type: event.event_type().into(),
         },
     }
 }

@@ -231,6 +231,7 @@ impl Supervisor {
             };
             if let Some(refused) = refused {
                 let total = Counters::bump(&self.inner.counters.refused);
+                let _run = job.span().entered();
                 error!(hook = %job.hook.name, event_id = job.event.id(), refused_total = total, "run refused: {refused}");
                 if let Refused::QueueFull(_) = refused {
                     self.inner.journal.dropped(job.id, &refused.to_string());
@@ -268,6 +269,7 @@ impl Supervisor {
     fn coalesced(&self, replaced: &Job, newer_event_id: u64, newer_run: Option<RunId>, why: &str) {
         Counters::bump(&self.inner.counters.coalesced);
         self.inner.journal.coalesced(replaced.id, newer_run);
+        let _run = replaced.span().entered();
         info!(hook = %replaced.hook.name, event_id = replaced.event.id(), newer_event_id, lane = %replaced.lane, "skipped: a newer event replaced it ({why})");
     }
 
@@ -309,6 +311,11 @@ impl Supervisor {
         let hook = &job.hook;
         let event_id = job.event.id();
         let attempt = job.attempts_made + 1;
+        let span = job.span();
+        if let Ok(outcome) = &result {
+            crate::logging::record_exit(&span, outcome.exit);
+        }
+        let in_span = span.entered();
         let success = match &result {
             Ok(outcome) => {
                 let ms = outcome.duration.as_millis() as u64;
@@ -385,6 +392,8 @@ impl Supervisor {
             }
             state.take_startable()
         };
+        // The runs started next are not about this one.
+        drop(in_span);
         self.start_all(starts);
         // After the lock: a refusal is logged by submit_run.
         for run in failure_runs {
@@ -407,6 +416,7 @@ impl Supervisor {
             state.retry_timers -= 1;
             if state.closed {
                 Counters::bump(&self.inner.counters.never_started);
+                let _run = job.span().entered();
                 if self.inner.journal.keeps(job.id) {
                     info!(hook = %job.hook.name, event_id = job.event.id(), "retry left in the journal: it runs at the next start");
                 } else {
@@ -456,6 +466,7 @@ impl Supervisor {
             if self.inner.journal.keeps(job.id) {
                 kept += 1;
             } else {
+                let _run = job.span().entered();
                 warn!(hook = %job.hook.name, event_id = job.event.id(), "run never started: shutting down");
             }
         }

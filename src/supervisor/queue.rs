@@ -38,6 +38,11 @@ pub(super) struct Job {
 }
 
 impl Job {
+    /// The span of its records (see [`crate::logging::run_span`]).
+    pub(super) fn span(&self) -> tracing::Span {
+        crate::logging::run_span(&self.hook.name, self.event.event_type())
+    }
+
     /// Its lane: the hook and the value of its key.
     fn lane_key(&self) -> LaneKey {
         (self.hook.name.clone(), self.lane.clone())
