@@ -54,7 +54,11 @@ pub enum Command {
     Run,
     /// Check the config and list its hooks; exit 1 with every mistake as
     /// file:line:col
-    Check,
+    Check {
+        /// Also log in to Tracim ([tracim]) and say as whom, and its newest event id
+        #[arg(long)]
+        online: bool,
+    },
     /// Show which hooks events would run and why the others would not; `--run`
     /// runs them.
     ///

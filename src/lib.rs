@@ -24,6 +24,7 @@ pub mod replay;
 pub mod resume;
 mod samples;
 pub mod service;
+pub mod source;
 pub mod supervisor;
 
 /// Locks a mutex, taking over one that a panic poisoned: what it guards stays

@@ -24,7 +24,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
     let path = config::locate(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run::run(path).await,
-        Command::Check => check::check(&path),
+        Command::Check { online } => check::check(&path, online).await,
         Command::Test(args) => test::test(&path, args).await,
         Command::Demo => {
             let config = match cli.config {
