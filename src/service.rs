@@ -98,6 +98,9 @@ pub struct Service {
     arrivals_tx: Option<mpsc::UnboundedSender<Arrival>>,
     /// Whether the daemon link was registered at the last state change.
     was_registered: bool,
+    /// The daemon client's registration the events so far came under
+    /// ([`Client::registrations`]); a higher one is a new registration.
+    registration: u64,
     deliveries: mpsc::UnboundedReceiver<Inbound>,
     deliveries_tx: mpsc::UnboundedSender<Inbound>,
     /// Refused input, logged a few times per kind and window.
@@ -168,6 +171,7 @@ impl Service {
             arrivals,
             arrivals_tx: Some(arrivals_tx),
             was_registered: false,
+            registration: 0,
             deliveries,
             deliveries_tx,
             handle: Handle {
@@ -283,6 +287,9 @@ impl Service {
             debug!(kind = delivery.envelope.message.kind(), "not an event");
             return;
         };
+        // The first event of a new registration: the gap before it starts after
+        // what the journal has now, before this event is in it.
+        self.registered_anew(delivery.registration);
         self.take(event, delivery.received);
     }
 
@@ -361,19 +368,35 @@ impl Service {
         }
     }
 
+    /// A registration newer than the one the events so far came under: tells the
+    /// catch-up, with the last id seen before it (the journal's last id now, since
+    /// no event of the new registration was taken yet).
+    fn registered_anew(&mut self, registration: u64) {
+        if registration <= self.registration {
+            return;
+        }
+        self.registration = registration;
+        if let Some(catch_up) = &self.catch_up {
+            catch_up.link_changed(LinkChange::Registered {
+                gap_from: self.journal.last_event_id(),
+            });
+        }
+    }
+
     /// Remembers since when the client is registered, for `status`, and tells the
-    /// catch-up when the daemon is lost and when it is back.
+    /// catch-up when the daemon is lost and when it registered again (a daemon
+    /// restart may show no `Waiting` at all: the registration count tells).
     fn note_state(&mut self, state: &ClientState) {
         let registered = matches!(state, ClientState::Registered { .. });
-        if registered != self.was_registered {
-            self.was_registered = registered;
+        if !registered && self.was_registered {
             if let Some(catch_up) = &self.catch_up {
-                catch_up.link_changed(if registered {
-                    LinkChange::Registered
-                } else {
-                    LinkChange::Lost
-                });
+                catch_up.link_changed(LinkChange::Lost);
             }
+        }
+        self.was_registered = registered;
+        if registered {
+            let count = self.client.as_ref().map_or(0, Client::registrations);
+            self.registered_anew(count);
         }
         match state {
             ClientState::Registered { .. } => {
@@ -513,11 +536,14 @@ impl Service {
                 if let Some(mut old) = self.client.replace(client) {
                     old.shutdown().await;
                 }
+                // The new client counts its registrations from 0.
+                self.registration = 0;
                 Ok(())
             }
             Err(e) if same_socket => {
                 // Back to the daemon we had: its socket path is free again.
                 self.client = Some(Client::start_into(old.clone(), tx).await?);
+                self.registration = 0;
                 Err(e)
             }
             Err(e) => Err(e),

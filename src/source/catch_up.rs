@@ -31,8 +31,13 @@ pub const MARK: &str = "catch_up_from";
 /// What the service tells the catch-up about the daemon link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkChange {
-    /// Registered with the daemon (again): catch up now.
-    Registered,
+    /// Registered with the daemon (again): catch up now, from `gap_from` (the
+    /// journal's last id before any event of the new registration) unless an
+    /// older gap is still pending.
+    Registered {
+        /// The last event id seen before this registration.
+        gap_from: Option<u64>,
+    },
     /// The daemon is lost: a gap begins after the journal's last id.
     Lost,
 }
@@ -158,8 +163,19 @@ impl Worker {
     /// Takes a change in; true when it calls for a catch-up.
     fn note(&mut self, change: LinkChange) -> bool {
         match change {
-            LinkChange::Registered => {
+            LinkChange::Registered { gap_from } => {
                 self.registered = true;
+                // A catch-up going on began before this registration: it cannot
+                // close the gap.
+                self.epoch += 1;
+                let from = match (self.from, gap_from) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                if from != self.from {
+                    self.from = from;
+                    self.mark(from);
+                }
                 true
             }
             LinkChange::Lost => {
