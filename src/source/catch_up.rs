@@ -201,6 +201,15 @@ impl Worker {
     /// One catch-up from `from`, sent to the service in id order.
     async fn once(&mut self) -> Result<(), TracimError> {
         let who = self.link.login().await?;
+        self.link.set_state(
+            "connected",
+            format!(
+                "connected to Tracim at {} as {} (user {})",
+                self.link.client().base_url(),
+                who.public_name,
+                who.user_id
+            ),
+        );
         let from = match self.from {
             Some(from) => from,
             None => {
