@@ -69,7 +69,12 @@ pub enum Command {
     Test(TestArgs),
     /// Run hooks on one sample event per Tracim entity type, through a
     /// simulated daemon (the bundled example config unless --config is given)
-    Demo,
+    Demo {
+        /// Where the events come from: a simulated TracimDaemon, or a simulated
+        /// Tracim's own event stream (`source = "tracim"`)
+        #[arg(long, default_value = "daemon", value_parser = ["daemon", "tracim"])]
+        source: String,
+    },
     /// Is the service running, and how did each hook's runs of the last 24 h go
     ///
     /// Read from the journal, so it works whether or not the service runs; the

@@ -21,6 +21,7 @@ use crate::matcher::{Matcher, PatternError};
 use crate::notify::Notifier;
 use crate::source::catch_up::{self, Arrival, CatchUpHandle, LinkChange};
 use crate::source::link::{Link, TracimStatus};
+use crate::source::stream::{self, StreamSettings};
 use crate::source::{Source, secrets};
 use crate::supervisor::{ProcessLauncher, Run, Settings, Supervisor};
 use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery, Inbound};
@@ -93,6 +94,8 @@ pub struct Service {
     link: Option<Arc<Link>>,
     /// The catch-up task (daemon source with `[tracim]`).
     catch_up: Option<CatchUpHandle>,
+    /// The live stream task (`source = "tracim"`).
+    stream: Option<tokio::task::JoinHandle<()>>,
     /// Events (and journal marks) from Tracim: the catch-up and the stream.
     arrivals: mpsc::UnboundedReceiver<Arrival>,
     arrivals_tx: Option<mpsc::UnboundedSender<Arrival>>,
@@ -168,6 +171,7 @@ impl Service {
             idle_state: watch::channel(ClientState::Stopped).0,
             link,
             catch_up: None,
+            stream: None,
             arrivals,
             arrivals_tx: Some(arrivals_tx),
             was_registered: false,
@@ -251,6 +255,17 @@ impl Service {
                     Inbound::Refused(refusal) => self.complaints.warn(refusal.kind(), &refusal.to_string()),
                 },
                 Some(arrival) = self.arrivals.recv() => self.arrive(arrival),
+                // The Tracim link changed: say it on the status line (with the
+                // daemon as source, its registration is what the line shows).
+                () = async {
+                    match (&self.link, &self.client) {
+                        (Some(link), None) => link.changed().await,
+                        _ => std::future::pending().await,
+                    }
+                } => {
+                    let line = self.status_line(&state.borrow());
+                    self.notifier.status(&line);
+                }
                 // Suppressed complaints are summed up when their window ends, even
                 // when no new one comes to trigger it.
                 _ = complaints_flush.tick() => self.complaints.flush(false),
@@ -297,7 +312,7 @@ impl Service {
     fn arrive(&mut self, arrival: Arrival) {
         match arrival {
             Arrival::Event(event) => self.take(event, Instant::now()),
-            Arrival::Mark(value) => self.journal.set_mark(catch_up::MARK, value),
+            Arrival::Mark(key, value) => self.journal.set_mark(key, value),
         }
     }
 
@@ -353,7 +368,19 @@ impl Service {
         else {
             return;
         };
-        if self.config.source == Source::Daemon {
+        if self.config.source == Source::Tracim {
+            let settings = StreamSettings {
+                stream_timeout: settings.stream_timeout,
+                max_message: self.config.daemon.max_message,
+                window: settings.catch_up_window,
+            };
+            self.stream = Some(stream::spawn(
+                link.clone(),
+                &self.journal,
+                settings,
+                tx.clone(),
+            ));
+        } else {
             let limits = CatchUpLimits {
                 max: settings.catch_up_max,
                 window: Some(settings.catch_up_window),
@@ -556,8 +583,12 @@ impl Service {
         if let Some(client) = self.client.as_mut() {
             client.shutdown().await;
         }
-        // The catch-up (and the stream) end with their inboxes.
+        // The catch-up ends with its inbox; the stream is stopped.
         drop(self.catch_up.take());
+        if let Some(stream) = self.stream.take() {
+            stream.abort();
+            let _ = stream.await;
+        }
         drop(self.arrivals_tx.take());
         // No more requests: a replay asked from now on finds no service.
         drop(self.control.take());
@@ -583,7 +614,7 @@ impl Service {
         while let Ok(arrival) = self.arrivals.try_recv() {
             match arrival {
                 Arrival::Event(event) => left.push(event),
-                Arrival::Mark(value) => self.journal.set_mark(catch_up::MARK, value),
+                Arrival::Mark(key, value) => self.journal.set_mark(key, value),
             }
         }
         for event in left {

@@ -50,7 +50,7 @@ pub enum Arrival {
     /// Set (`Some`) or clear the journal's [`MARK`]. Marks go through the service
     /// with the events, so the journal records them in order: a cleared mark is
     /// never committed before the events of its catch-up.
-    Mark(Option<u64>),
+    Mark(&'static str, Option<u64>),
 }
 
 /// The running catch-up task's inbox.
@@ -157,7 +157,7 @@ impl Worker {
     }
 
     fn mark(&self, value: Option<u64>) {
-        let _ = self.out.send(Arrival::Mark(value));
+        let _ = self.out.send(Arrival::Mark(MARK, value));
     }
 
     /// Takes a change in; true when it calls for a catch-up.

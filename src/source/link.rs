@@ -121,6 +121,8 @@ pub struct Link {
     whoami: Mutex<Option<Whoami>>,
     status: Arc<Mutex<TracimStatus>>,
     trouble: Mutex<Option<(Trouble, SystemTime)>>,
+    /// Woken at every change of the state, for the systemd status line.
+    changed: tokio::sync::Notify,
 }
 
 impl Link {
@@ -138,6 +140,7 @@ impl Link {
             whoami: Mutex::new(None),
             status: Arc::new(Mutex::new(status)),
             trouble: Mutex::new(None),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -179,10 +182,20 @@ impl Link {
         if status.state != state {
             status.since_ms = Some(control::ms(SystemTime::now()));
         }
+        let changed = status.state != state || status.detail != detail;
         status.state = state.to_owned();
         status.detail = detail;
         status.user_id = who.as_ref().map(|w| w.user_id);
         status.public_name = who.map(|w| w.public_name);
+        drop(status);
+        if changed {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Waits for the next change of the state.
+    pub async fn changed(&self) {
+        self.changed.notified().await
     }
 
     /// Notes the last catch-up.

@@ -9,3 +9,5 @@ mod settings;
 pub use settings::{Source, TracimLogin, TracimSettings};
 pub mod catch_up;
 pub mod link;
+pub mod resume;
+pub mod stream;
