@@ -373,6 +373,7 @@ impl Service {
                 stream_timeout: settings.stream_timeout,
                 max_message: self.config.daemon.max_message,
                 window: settings.catch_up_window,
+                max: settings.catch_up_max,
             };
             self.stream = Some(stream::spawn(
                 link.clone(),

@@ -196,7 +196,7 @@ async fn tracim_demo(mut config: Config, dir: &TempDir) -> Result<(), Failure> {
         "playing {} sample events, one per Tracim entity type\n",
         SAMPLES.len()
     );
-    let mut played = Vec::new();
+    let mut played: Vec<(&str, u64)> = Vec::new();
     for (event_type, text) in SAMPLES {
         // Tracim gives the ids: the sample's own is replaced by the next one.
         let id = sim.publish_with(user.user_id, |id| {
@@ -204,7 +204,7 @@ async fn tracim_demo(mut config: Config, dir: &TempDir) -> Result<(), Failure> {
             tlm["event_id"] = id.into();
             tlm.to_string()
         });
-        played.push((event_type.as_ref(), id));
+        played.push((event_type, id));
     }
     let settle = async {
         while handle.events_received() < SAMPLES.len() as u64 {

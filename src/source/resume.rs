@@ -48,6 +48,12 @@ impl ResumePoint {
         self.confirmed.get_or_insert(id);
     }
 
+    /// Raises the point to an id known to hide nothing (the end of an ordered,
+    /// complete history read).
+    pub fn advance_to(&mut self, id: u64) {
+        self.confirmed = Some(self.confirmed.map_or(id, |c| c.max(id)));
+    }
+
     /// A stream opened: its backlog starts.
     pub fn opened(&mut self) {
         self.backlog.clear();

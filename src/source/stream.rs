@@ -41,6 +41,8 @@ pub struct StreamSettings {
     pub max_message: usize,
     /// Backlog events older than this are skipped (and said so).
     pub window: Duration,
+    /// The most events the history read (when there is no point yet) runs.
+    pub max: usize,
 }
 
 /// Starts the stream task; abort the handle to stop it.
@@ -52,6 +54,7 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     let resume = ResumePoint::new(journal.mark(MARK).or_else(|| journal.last_event_id()));
     let reader = Reader {
+        journal: journal.clone(),
         link,
         settings,
         out,
@@ -62,6 +65,7 @@ pub fn spawn(
 }
 
 struct Reader {
+    journal: Journal,
     link: Arc<Link>,
     settings: StreamSettings,
     out: mpsc::UnboundedSender<Arrival>,
@@ -153,6 +157,14 @@ impl Reader {
                 Err(e) => return Ended::NotOpened(e),
             }
         }
+        if self.resume.get() == Some(0) {
+            // Tracim sends no backlog for `after_event_id=0`: while the point is 0
+            // (the user had no event at all), read the history instead, which is
+            // ordered and complete, and resume after its end.
+            if let Err(e) = self.read_history(who.user_id).await {
+                return Ended::NotOpened(e);
+            }
+        }
         let after = self.resume.get().unwrap_or(0);
         let options = StreamOptions {
             silence_timeout: self.settings.stream_timeout,
@@ -236,6 +248,39 @@ impl Reader {
             stream_error,
             healthy: messages > 0 || opened.elapsed() >= HEALTHY,
         }
+    }
+
+    /// Every event of the user's history after 0, to the service, in id order.
+    async fn read_history(&mut self, user_id: u64) -> Result<(), TracimError> {
+        let limits = tracim_daemon_sdk::tracim::CatchUpLimits {
+            max: self.settings.max,
+            window: Some(self.settings.window),
+            ..Default::default()
+        };
+        // Read first: every id up to it is in the history read after it.
+        let newest = self.link.client().newest_event_id(user_id).await?;
+        let journal = self.journal.clone();
+        let found = self
+            .link
+            .client()
+            .events_after_unknown(user_id, 0, &limits, |id| journal.knows(id))
+            .await?;
+        for tlm in found.events {
+            if let Ok(event) = Event::from_text(tlm.tlm) {
+                let _ = self.out.send(Arrival::Event(event));
+            }
+        }
+        if let Some(s) = &found.skipped {
+            warn!(
+                "the history read skipped {} events (ids {}–{})",
+                s.count, s.first_id, s.last_id
+            );
+        }
+        if let Some(newest) = newest {
+            self.resume.advance_to(newest);
+            self.keep();
+        }
+        Ok(())
     }
 
     fn streaming(&self, who: &Whoami) {
