@@ -101,14 +101,19 @@ fn list(path: &Path, config: &Config) -> Result<(), Failure> {
         path.display(),
         if count == 1 { "" } else { "s" }
     );
-    let _ = writeln!(
-        out,
-        "  master socket: {}",
-        config.daemon.master_socket.display()
-    );
-    let _ = writeln!(out, "  own socket:    {}", config.daemon.socket.display());
+    let daemon = config.source == Source::Daemon;
+    if daemon {
+        let _ = writeln!(
+            out,
+            "  master socket: {}",
+            config.daemon.master_socket.display()
+        );
+        let _ = writeln!(out, "  own socket:    {}", config.daemon.socket.display());
+    }
     list_tracim(&mut out, config)?;
-    if let there @ MasterPath::Other(_) = MasterPath::of(&config.daemon.master_socket) {
+    if let (true, there @ MasterPath::Other(_)) =
+        (daemon, MasterPath::of(&config.daemon.master_socket))
+    {
         let _ = writeln!(
             out,
             "warning: master_socket {}: {there}; TracimDaemon cannot listen there",
