@@ -50,7 +50,12 @@ pub(crate) async fn bench_tracim(opts: &Opts, tlms: &[String], dir: &Path) -> Re
         let n = opts.events as u64;
         let started = Instant::now();
         let publisher = sim.clone();
-        let tlms = tlms.to_vec();
+        // Tracim writes each TLM on one `data:` line: the fixtures are pretty-printed.
+        let tlms: Vec<String> = tlms
+            .iter()
+            .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .map(|v| v.to_string())
+            .collect();
         let user_id = user.user_id;
         daemon_side().spawn(async move {
             for i in 0..n {
