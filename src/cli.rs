@@ -54,7 +54,11 @@ pub enum Command {
     Run,
     /// Check the config and list its hooks; exit 1 with every mistake as
     /// file:line:col
-    Check,
+    Check {
+        /// Also log in to Tracim ([tracim]) and say as whom, and its newest event id
+        #[arg(long)]
+        online: bool,
+    },
     /// Show which hooks events would run and why the others would not; `--run`
     /// runs them.
     ///
@@ -65,7 +69,12 @@ pub enum Command {
     Test(TestArgs),
     /// Run hooks on one sample event per Tracim entity type, through a
     /// simulated daemon (the bundled example config unless --config is given)
-    Demo,
+    Demo {
+        /// Where the events come from: a simulated TracimDaemon, or a simulated
+        /// Tracim's own event stream (`source = "tracim"`)
+        #[arg(long, default_value = "daemon", value_parser = ["daemon", "tracim"])]
+        source: String,
+    },
     /// Is the service running, and how did each hook's runs of the last 24 h go
     ///
     /// Read from the journal, so it works whether or not the service runs; the

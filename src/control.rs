@@ -52,8 +52,14 @@ pub struct LiveStatus {
     pub pid: u32,
     /// `registered`, `waiting` or `stopped`.
     pub state: String,
-    /// The daemon's master socket.
+    /// The daemon's master socket (with `source = "tracim"`: Tracim's URL).
     pub master: String,
+    /// `daemon` or `tracim`.
+    #[serde(default)]
+    pub source: String,
+    /// The Tracim link, when `[tracim]` is set.
+    #[serde(default)]
+    pub tracim: Option<Box<crate::source::link::TracimStatus>>,
     /// Since when it is registered (ms since the epoch).
     pub registered_since_ms: Option<i64>,
     /// When the service started (ms since the epoch).

@@ -26,6 +26,7 @@ pub mod replay;
 pub mod resume;
 mod samples;
 pub mod service;
+pub mod source;
 pub mod supervisor;
 mod text;
 

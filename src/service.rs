@@ -1,5 +1,6 @@
-//! The long-running runner: the daemon link feeding the supervisor, with reload,
-//! readiness notifications and a clean stop.
+//! The long-running runner: the event source (the daemon link, or Tracim's stream)
+//! and the catch-up from Tracim feeding the supervisor, with reload, readiness
+//! notifications and a clean stop.
 //!
 //! [`Service::run`] takes its controls (reload, shutdown) as a channel, so that
 //! `main` maps signals onto it and `demo` and the tests drive it directly.
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, trace, warn};
 
 use crate::complaints::RateLimiter;
@@ -18,9 +19,14 @@ use crate::control::{self, Ask, JournalHealth, LiveStatus};
 use crate::journal::{self, Journal, JournalError, NewEvent, Pending};
 use crate::matcher::{Matcher, PatternError};
 use crate::notify::Notifier;
+use crate::source::catch_up::{self, Arrival, CatchUpHandle, LinkChange};
+use crate::source::link::{Link, TracimStatus};
+use crate::source::stream::{self, StreamSettings};
+use crate::source::{Source, secrets};
 use crate::supervisor::{ProcessLauncher, Run, Settings, Supervisor};
 use tracim_daemon_sdk::client::{Client, ClientError, ClientState, Delivery, Inbound, Refusal};
 use tracim_daemon_sdk::protocol::{Event, Message};
+use tracim_daemon_sdk::tracim::{CatchUpLimits, TracimClient};
 
 /// How long a reload that moves the socket waits for the new one to be
 /// registered before it leaves the old one.
@@ -54,6 +60,9 @@ pub enum ServiceError {
     /// The journal cannot be used: the runner does not start without it.
     #[error("{}", journal_problem(.0))]
     Journal(#[from] JournalError),
+    /// `[tracim]` cannot be used (a secret file refused, a CA file unreadable).
+    #[error("[tracim]: {0}")]
+    Tracim(String),
 }
 
 /// A journal held by another process means a second instance: say it so.
@@ -84,7 +93,24 @@ pub struct Service {
     config_path: PathBuf,
     config: Arc<Config>,
     matcher: Matcher,
-    client: Client,
+    /// The daemon link; `None` with `source = "tracim"`.
+    client: Option<Client>,
+    /// What the state watch follows when there is no daemon client.
+    idle_state: watch::Sender<ClientState>,
+    /// Tracim itself, when `[tracim]` is set.
+    link: Option<Arc<Link>>,
+    /// The catch-up task (daemon source with `[tracim]`).
+    catch_up: Option<CatchUpHandle>,
+    /// The live stream task (`source = "tracim"`).
+    stream: Option<tokio::task::JoinHandle<()>>,
+    /// Events (and journal marks) from Tracim: the catch-up and the stream.
+    arrivals: mpsc::UnboundedReceiver<Arrival>,
+    arrivals_tx: Option<mpsc::UnboundedSender<Arrival>>,
+    /// Whether the daemon link was registered at the last state change.
+    was_registered: bool,
+    /// The daemon client's registration the events so far came under
+    /// ([`Client::registrations`]); a higher one is a new registration.
+    registration: u64,
     deliveries: mpsc::UnboundedReceiver<Inbound>,
     deliveries_tx: mpsc::UnboundedSender<Inbound>,
     /// Refused input, logged a few times per kind and window.
@@ -131,8 +157,18 @@ impl Service {
             ProcessLauncher::new(),
             journal.clone(),
         );
+        let link = match &config.tracim {
+            Some(settings) => Some(Arc::new(connect(settings)?)),
+            None => None,
+        };
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
-        let client = Client::start_into(config.daemon.clone(), deliveries_tx.clone()).await?;
+        let client = match config.source {
+            Source::Daemon => {
+                Some(Client::start_into(config.daemon.clone(), deliveries_tx.clone()).await?)
+            }
+            Source::Tracim => None,
+        };
+        let (arrivals_tx, arrivals) = mpsc::unbounded_channel();
         let (asks_tx, asks) = mpsc::unbounded_channel();
         let control = control::socket_path(&config.journal)
             .and_then(|path| control::Server::start(path, config.journal.path.clone(), asks_tx));
@@ -141,6 +177,14 @@ impl Service {
             config: Arc::new(config),
             matcher,
             client,
+            idle_state: watch::channel(ClientState::Stopped).0,
+            link,
+            catch_up: None,
+            stream: None,
+            arrivals,
+            arrivals_tx: Some(arrivals_tx),
+            was_registered: false,
+            registration: 0,
             deliveries,
             deliveries_tx,
             handle: Handle {
@@ -166,6 +210,14 @@ impl Service {
 
     fn status_line(&self, state: &ClientState) -> String {
         let hooks = self.config.hooks.len();
+        if self.client.is_none() {
+            let detail = self
+                .link
+                .as_ref()
+                .map(|l| crate::lock(&l.status()).detail.clone())
+                .unwrap_or_default();
+            return format!("{detail}, {hooks} hooks");
+        }
         match state {
             ClientState::Registered { master } => {
                 format!("registered with {}, {hooks} hooks", master.display())
@@ -182,14 +234,22 @@ impl Service {
 
     /// Runs until [`Control::Shutdown`] (or until `controls` closes).
     pub async fn run(mut self, mut controls: mpsc::UnboundedReceiver<Control>) {
-        let mut state = self.client.state();
+        let mut state = self.client_state();
         let status = self.status_line(&state.borrow_and_update());
         self.notifier.ready(&status);
-        info!(hooks = self.config.hooks.len(), config = %self.config_path.display(), socket = %self.config.daemon.socket.display(), "tracim-hooks running");
+        match self.config.source {
+            Source::Daemon => {
+                info!(hooks = self.config.hooks.len(), config = %self.config_path.display(), socket = %self.config.daemon.socket.display(), "tracim-hooks running")
+            }
+            Source::Tracim => {
+                info!(hooks = self.config.hooks.len(), config = %self.config_path.display(), source = "tracim", "tracim-hooks running")
+            }
+        }
         let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
         let mut complaints_flush = tokio::time::interval(self.complaints.window);
+        self.start_sources();
         self.note_state(&state.borrow());
-        let user_id: Arc<str> = self.client.user_id().unwrap_or_default().into();
+        let user_id = self.user_id();
         crate::resume::resume(
             std::mem::take(&mut self.pending),
             &self.config,
@@ -215,6 +275,18 @@ impl Service {
                         None => std::future::pending().await,
                     }
                 } => self.trim_if_idle(),
+                Some(arrival) = self.arrivals.recv() => self.arrive(arrival),
+                // The Tracim link changed: say it on the status line (with the
+                // daemon as source, its registration is what the line shows).
+                () = async {
+                    match (&self.link, &self.client) {
+                        (Some(link), None) => link.changed().await,
+                        _ => std::future::pending().await,
+                    }
+                } => {
+                    let line = self.status_line(&state.borrow());
+                    self.notifier.status(&line);
+                }
                 // Suppressed complaints are summed up when their window ends, even
                 // when no new one comes to trigger it.
                 _ = complaints_flush.tick() => self.complaints.flush(false),
@@ -226,7 +298,7 @@ impl Service {
                     // A client replaced on reload says Stopped, then goes: follow
                     // the new one instead of reporting that.
                     if changed.is_err() || *state.borrow() == ClientState::Stopped {
-                        state = self.client.state();
+                        state = self.client_state();
                     }
                     let line = self.status_line(&state.borrow_and_update());
                     self.note_state(&state.borrow());
@@ -266,6 +338,22 @@ impl Service {
             debug!(kind = delivery.envelope.message.kind(), "not an event");
             return;
         };
+        // The first event of a new registration: the gap before it starts after
+        // what the journal has now, before this event is in it.
+        self.registered_anew(delivery.registration);
+        self.take(event, delivery.received);
+    }
+
+    /// What Tracim itself sent: a missed event, or a mark for the journal.
+    fn arrive(&mut self, arrival: Arrival) {
+        match arrival {
+            Arrival::Event(event) => self.take(event, Instant::now()),
+            Arrival::Mark(key, value) => self.journal.set_mark(key, value),
+        }
+    }
+
+    /// Runs an event's hooks unless the journal has it, whichever way it came.
+    fn take(&mut self, event: Event, received: Instant) {
         if event.raw().len() >= HUGE_MESSAGE {
             self.trim_soon();
         }
@@ -282,16 +370,101 @@ impl Service {
             &self.matcher,
             &self.handle.supervisor,
             &self.journal,
-            &self.client,
+            self.user_id(),
             event,
-            delivery.received,
+            received,
         );
         // For the benchmark, which subscribes to this target; off otherwise.
         trace!(target: "tracim_hooks::timing", event_id = id, "event decided");
     }
 
-    /// Remembers since when the client is registered, for `status`.
+    /// The daemon client's state, or a state that never changes without one.
+    fn client_state(&self) -> watch::Receiver<ClientState> {
+        match &self.client {
+            Some(client) => client.state(),
+            None => self.idle_state.subscribe(),
+        }
+    }
+
+    /// The account events are seen as (`skip_own`, `TRACIM_DAEMON_USER_ID`): the
+    /// daemon's, or the one logged in to Tracim.
+    fn user_id(&self) -> Arc<str> {
+        match (&self.client, &self.link) {
+            (Some(client), _) => client.user_id().unwrap_or_default().into(),
+            (None, Some(link)) => link
+                .whoami()
+                .map(|w| w.user_id.to_string())
+                .unwrap_or_default()
+                .into(),
+            (None, None) => "".into(),
+        }
+    }
+
+    /// Starts what reads Tracim: the catch-up beside the daemon link.
+    fn start_sources(&mut self) {
+        let (Some(link), Some(settings), Some(tx)) =
+            (&self.link, &self.config.tracim, &self.arrivals_tx)
+        else {
+            return;
+        };
+        if self.config.source == Source::Tracim {
+            let settings = StreamSettings {
+                stream_timeout: settings.stream_timeout,
+                max_message: self.config.daemon.max_message,
+                window: settings.catch_up_window,
+                max: settings.catch_up_max,
+            };
+            self.stream = Some(stream::spawn(
+                link.clone(),
+                &self.journal,
+                settings,
+                tx.clone(),
+            ));
+        } else {
+            let limits = CatchUpLimits {
+                max: settings.catch_up_max,
+                window: Some(settings.catch_up_window),
+                ..CatchUpLimits::default()
+            };
+            self.catch_up = Some(catch_up::spawn(
+                link.clone(),
+                self.journal.clone(),
+                limits,
+                tx.clone(),
+            ));
+        }
+    }
+
+    /// A registration newer than the one the events so far came under: tells the
+    /// catch-up, with the last id seen before it (the journal's last id now, since
+    /// no event of the new registration was taken yet).
+    fn registered_anew(&mut self, registration: u64) {
+        if registration <= self.registration {
+            return;
+        }
+        self.registration = registration;
+        if let Some(catch_up) = &self.catch_up {
+            catch_up.link_changed(LinkChange::Registered {
+                gap_from: self.journal.last_event_id(),
+            });
+        }
+    }
+
+    /// Remembers since when the client is registered, for `status`, and tells the
+    /// catch-up when the daemon is lost and when it registered again (a daemon
+    /// restart may show no `Waiting` at all: the registration count tells).
     fn note_state(&mut self, state: &ClientState) {
+        let registered = matches!(state, ClientState::Registered { .. });
+        if !registered && self.was_registered {
+            if let Some(catch_up) = &self.catch_up {
+                catch_up.link_changed(LinkChange::Lost);
+            }
+        }
+        self.was_registered = registered;
+        if registered {
+            let count = self.client.as_ref().map_or(0, Client::registrations);
+            self.registered_anew(count);
+        }
         match state {
             ClientState::Registered { .. } => {
                 self.registered_since.get_or_insert_with(SystemTime::now);
@@ -304,11 +477,20 @@ impl Service {
     fn answer(&mut self, ask: Ask) {
         match ask {
             Ask::Status(reply) => {
-                let state = self.client.state().borrow().clone();
-                let (state, master) = match state {
-                    ClientState::Registered { master } => ("registered", master),
-                    ClientState::Waiting { master } => ("waiting", master),
-                    ClientState::Stopped => ("stopped", self.config.daemon.master_socket.clone()),
+                let tracim: Option<Box<TracimStatus>> = self
+                    .link
+                    .as_ref()
+                    .map(|l| Box::new(crate::lock(&l.status()).clone()));
+                let state = self.client_state().borrow().clone();
+                let (state, master) = match (state, &tracim) {
+                    (_, Some(t)) if self.client.is_none() => {
+                        (t.state.as_str(), t.url.clone().into())
+                    }
+                    (ClientState::Registered { master }, _) => ("registered", master),
+                    (ClientState::Waiting { master }, _) => ("waiting", master),
+                    (ClientState::Stopped, _) => {
+                        ("stopped", self.config.daemon.master_socket.clone())
+                    }
                 };
                 let (running, queued) = self.handle.supervisor.load();
                 let health = self.journal.health();
@@ -316,6 +498,8 @@ impl Service {
                     pid: std::process::id(),
                     state: state.into(),
                     master: master.display().to_string(),
+                    source: self.config.source.as_str().into(),
+                    tracim,
                     registered_since_ms: self.registered_since.map(control::ms),
                     started_ms: control::ms(self.started),
                     hooks: self.config.hooks.iter().map(|h| h.name.clone()).collect(),
@@ -333,7 +517,7 @@ impl Service {
                 });
             }
             Ask::Replay(items, reply) => {
-                let user_id: Arc<str> = self.client.user_id().unwrap_or_default().into();
+                let user_id = self.user_id();
                 let outcome = crate::replay::queue(
                     &items,
                     &self.config,
@@ -360,14 +544,17 @@ impl Service {
                     Ok(matcher) => matcher,
                     Err(e) => {
                         error!("reload refused, keeping the running hooks: {e}");
-                        let line = self.status_line(&self.client.state().borrow());
+                        let line = self.status_line(&self.client_state().borrow());
                         self.notifier.ready(&line);
                         return;
                     }
                 };
+                if config.source != self.config.source || config.tracim != self.config.tracim {
+                    warn!("changed `source` or [tracim] take effect at the next restart");
+                }
                 if let Err(e) = self.relink(&config).await {
                     error!("reload refused, keeping the running hooks: {e}");
-                    let line = self.status_line(&self.client.state().borrow());
+                    let line = self.status_line(&self.client_state().borrow());
                     self.notifier.ready(&line);
                     return;
                 }
@@ -379,7 +566,7 @@ impl Service {
                 self.matcher = matcher;
             }
         }
-        let line = self.status_line(&self.client.state().borrow());
+        let line = self.status_line(&self.client_state().borrow());
         self.notifier.ready(&line);
     }
 
@@ -389,6 +576,9 @@ impl Service {
     /// same own socket cannot be bound twice (the new daemon has nothing for us
     /// before we register, so nothing is lost meanwhile).
     async fn relink(&mut self, config: &Config) -> Result<(), ClientError> {
+        let Some(current) = self.client.as_mut() else {
+            return Ok(());
+        };
         let (old, new) = (&self.config.daemon, &config.daemon);
         if old.socket == new.socket && old.master_socket == new.master_socket {
             if old != new {
@@ -398,7 +588,7 @@ impl Service {
         }
         let same_socket = old.socket == new.socket;
         if same_socket {
-            self.client.shutdown().await;
+            current.shutdown().await;
         }
         let tx = self.deliveries_tx.clone();
         match Client::start_into(new.clone(), tx.clone()).await {
@@ -410,12 +600,17 @@ impl Service {
                 if tokio::time::timeout(RELINK_WAIT, registered).await.is_err() {
                     warn!("the new socket is not registered yet; leaving the old one anyway");
                 }
-                std::mem::replace(&mut self.client, client).shutdown().await;
+                if let Some(mut old) = self.client.replace(client) {
+                    old.shutdown().await;
+                }
+                // The new client counts its registrations from 0.
+                self.registration = 0;
                 Ok(())
             }
             Err(e) if same_socket => {
                 // Back to the daemon we had: its socket path is free again.
-                self.client = Client::start_into(old.clone(), tx).await?;
+                self.client = Some(Client::start_into(old.clone(), tx).await?);
+                self.registration = 0;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -425,14 +620,24 @@ impl Service {
     async fn stop(mut self) {
         self.notifier.stopping();
         info!("stopping");
-        self.client.shutdown().await;
+        if let Some(client) = self.client.as_mut() {
+            client.shutdown().await;
+        }
+        // The catch-up ends with its inbox; the stream is stopped.
+        drop(self.catch_up.take());
+        if let Some(stream) = self.stream.take() {
+            stream.abort();
+            let _ = stream.await;
+        }
+        drop(self.arrivals_tx.take());
         // No more requests: a replay asked from now on finds no service.
         drop(self.control.take());
         // Events that arrived but were not dispatched before the stop: with a
         // journal their runs are recorded, queued, for the next start; without
         // one each run they would have started is logged as never started.
+        let user_id = self.user_id();
         drop(self.deliveries_tx);
-        let user_id = self.client.user_id().unwrap_or_default();
+        let mut left = Vec::new();
         while let Ok(inbound) = self.deliveries.try_recv() {
             let delivery = match inbound {
                 Inbound::Message(delivery) => delivery,
@@ -441,9 +646,18 @@ impl Service {
                     continue;
                 }
             };
-            let Message::TracimEvent(event) = delivery.envelope.message else {
-                continue;
-            };
+            if let Message::TracimEvent(event) = delivery.envelope.message {
+                left.push(event);
+            }
+        }
+        // What Tracim sent and the loop did not take: marks in order with events.
+        while let Ok(arrival) = self.arrivals.try_recv() {
+            match arrival {
+                Arrival::Event(event) => left.push(event),
+                Arrival::Mark(key, value) => self.journal.set_mark(key, value),
+            }
+        }
+        for event in left {
             if !self.journal.admit(event.id()) {
                 continue;
             }
@@ -483,17 +697,25 @@ impl Service {
     }
 }
 
+/// The Tracim link of `[tracim]`: its secrets read and checked now, so that a
+/// refused file stops the start with its reason; Tracim itself is not contacted.
+fn connect(settings: &crate::source::TracimSettings) -> Result<Link, ServiceError> {
+    let config =
+        secrets::client_config(settings).map_err(|e| ServiceError::Tracim(e.to_string()))?;
+    let client = TracimClient::new(config).map_err(|e| ServiceError::Tracim(e.to_string()))?;
+    Ok(Link::new(client))
+}
+
 /// Records the event with one run per matching hook (even none: its id stays
 /// known after a restart), and submits the runs, in file order.
 fn dispatch(
     matcher: &Matcher,
     supervisor: &Supervisor,
     journal: &Journal,
-    client: &Client,
+    user_id: Arc<str>,
     event: Event,
     arrived: Instant,
 ) {
-    let user_id: Arc<str> = client.user_id().unwrap_or_default().into();
     let hooks = matcher.select(&event, &user_id);
     debug!(
         event_id = event.id(),

@@ -1,4 +1,4 @@
-//! The benchmark (examples/bench.rs) with tiny counts: it runs and prints all five
+//! The benchmark (examples/bench.rs) with tiny counts: it runs and prints all six
 //! figures. The figures themselves are for release builds run by hand (README,
 //! "Performance"); nothing here is timed.
 
@@ -42,6 +42,7 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "4 RSS idle after start",
         "5 match, 1 hooks",
         "match, 100 hooks",
+        "6 tracim stream: ",
     ] {
         assert!(stdout.contains(figure), "no {figure:?} in:\n{stdout}");
     }

@@ -357,3 +357,48 @@ async fn a_new_master_socket_takes_effect_by_leaving_the_old_daemon() {
         runner.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_source_tracim_ready_does_not_wait_and_the_status_line_says_streaming() {
+    use common::tracim::*;
+    let place = Place::new();
+    let (mut systemd, notify_socket) = FakeSystemd::new(&place);
+    let tracim = tracim_sim().await;
+    tracim.go_down().await;
+    place.write_raw_config(&format!(
+        "source = \"tracim\"\n[journal]\npath = \"{}\"\n{}[[hook]]\nname = \"a\"\non = \"*\"\nrun = \"true\"\n",
+        journal_file(&place).display(),
+        tracim_table(&place, &tracim, "")
+    ));
+    let mut runner = Runner::start(
+        &place.config_path(),
+        place.path(),
+        &[("NOTIFY_SOCKET", &notify_socket)],
+    );
+    // Tracim is down: ready anyway, and the line says what it waits for.
+    let ready = systemd.wait(0, "READY=1").await;
+    assert!(
+        systemd.seen[ready].contains(&format!("STATUS=connecting to Tracim at {}", tracim.url())),
+        "{:?}",
+        systemd.seen
+    );
+    let failing = systemd
+        .wait(
+            ready,
+            &format!("STATUS=not connected to Tracim at {}", tracim.url()),
+        )
+        .await;
+    tracim.come_back().await.unwrap();
+    let streaming = systemd
+        .wait(
+            failing,
+            &format!(
+                "STATUS=streaming from Tracim at {} as Hooks Bot, 1 hooks",
+                tracim.url()
+            ),
+        )
+        .await;
+    assert!(streaming > failing);
+    runner.signal(libc::SIGTERM);
+    assert!(runner.wait_exit(SHORT).await.success());
+}

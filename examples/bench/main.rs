@@ -17,7 +17,9 @@
 //!    `max_parallel` P, over the spawn ceiling: `exec::spawn` P at a time;
 //! 3. the time from an event's arrival to its hook process started (p50/p99);
 //! 4. the resident memory of the real binary, idle and at its peak;
-//! 5. the time to match one event with 1, 100 and 10,000 hooks.
+//! 5. the time to match one event with 1, 100 and 10,000 hooks;
+//! 6. events per second received from Tracim's own event stream (`source =
+//!    "tracim"`, a simulated Tracim, one connection), beside the daemon path's.
 //!
 //! Each figure is the median of `--reps` repetitions within the run. A missed
 //! target is reported, not an error: the exit status is nonzero only when a
@@ -82,6 +84,7 @@ mod receive;
 mod report;
 mod stats;
 mod timing;
+mod tracim;
 
 use child::*;
 use daemon::*;
@@ -93,6 +96,7 @@ use opts::*;
 use receive::*;
 use report::*;
 use stats::*;
+use tracim::*;
 
 /// The figures, or the error noted for the end (the other phases still run).
 fn measured<T>(errors: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
@@ -157,6 +161,15 @@ async fn run(opts: Opts) -> Result<(), String> {
     } else {
         (Vec::new(), Vec::new())
     };
+    let tracim = if opts.runs("tracim") {
+        phases.start(
+            "tracim",
+            "6 receive from Tracim's event stream, runner in this process",
+        );
+        measured(&mut errors, bench_tracim(&opts, &tlms, dir).await)
+    } else {
+        None
+    };
     phases.end();
     eprintln!("bench: [{:6.1?}] done", phases.clock.elapsed());
     report(
@@ -167,6 +180,13 @@ async fn run(opts: Opts) -> Result<(), String> {
         &matching,
         &checks,
     );
+    if let Some(eps) = tracim {
+        let beside = receive
+            .as_ref()
+            .map(|r| format!("; the daemon path (1): {:.0} events/s", median(&r.eps)))
+            .unwrap_or_default();
+        println!("  6 tracim stream: {eps:.0} events/s received, one connection{beside}");
+    }
     println!(
         "  machine: CPU time stolen by the hypervisor during {} (high = noisy neighbours, slow \
          figures); load average at the end {}",

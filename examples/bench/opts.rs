@@ -18,11 +18,11 @@ pub(crate) struct Opts {
     pub(crate) only: Vec<String>,
 }
 
-pub(crate) const PHASES: [&str; 4] = ["receive", "dispatch", "child", "matching"];
+pub(crate) const PHASES: [&str; 5] = ["receive", "dispatch", "child", "matching", "tracim"];
 
 pub(crate) const USAGE: &str = "usage: cargo run --release --example bench -- [--quick] [--events N] \
 [--dispatch N] [--parallel P] [--latency N] [--reps R] [--senders S] [--hooks 1,100,10000] \
-[--match-ms MS] [--bin PATH] [--no-child] [--only receive,dispatch,child,matching]";
+[--match-ms MS] [--bin PATH] [--no-child] [--only receive,dispatch,child,matching,tracim]";
 
 impl Opts {
     /// The options, or `None` when only the usage was asked for.

@@ -5,14 +5,94 @@ use std::path::Path;
 
 use tracim_daemon_sdk::client::MasterPath;
 
+use tracim_daemon_sdk::tracim::TracimClient;
+
 use super::Failure;
 use crate::config::{self, Config};
 use crate::hook::{Case, Command};
 use crate::matcher::unknown_type_patterns;
+use crate::source::{Source, TracimLogin, TracimSettings, secrets};
 
-/// `check`: validate, then list what the config will do.
-pub(super) fn check(path: &Path) -> Result<(), Failure> {
+/// `check [--online]`: validate, then list what the config will do; with
+/// `--online`, log in to Tracim too.
+pub(super) async fn check(path: &Path, online: bool) -> Result<(), Failure> {
     let config = Config::load(path)?;
+    list(path, &config)?;
+    if online {
+        match &config.tracim {
+            Some(settings) => online_check(settings).await?,
+            None => println!("--online: no [tracim] table, nothing to log in to"),
+        }
+    }
+    Ok(())
+}
+
+/// What `[tracim]` says, and whether its secrets can be read (never shown).
+fn list_tracim(out: &mut impl Write, config: &Config) -> Result<(), Failure> {
+    let _ = writeln!(out, "  source:        {}", config.source.as_str());
+    let Some(t) = &config.tracim else {
+        return Ok(());
+    };
+    let tracim = secrets::client_config(t).map_err(|e| Failure::new(format!("[tracim]: {e}")))?;
+    let _ = writeln!(out, "  tracim:        {}", tracim.url);
+    let how = match &t.login {
+        TracimLogin::Password { password_file, .. } => {
+            format!("password in {}", password_file.display())
+        }
+        TracimLogin::ApiKey { key_file, .. } => format!("API key in {}", key_file.display()),
+        TracimLogin::DaemonConfig { path } => format!("the daemon's {}", path.display()),
+    };
+    let _ = writeln!(
+        out,
+        "    login:       {} ({how})",
+        tracim.credentials.login()
+    );
+    if let Some(ca) = &t.ca_file {
+        let _ = writeln!(out, "    ca_file:     {}", ca.display());
+    }
+    let _ = writeln!(
+        out,
+        "    catch-up:    at most {} events, none older than {}",
+        t.catch_up_max,
+        config::format_duration(t.catch_up_window)
+    );
+    if config.source == Source::Tracim {
+        let _ = writeln!(
+            out,
+            "    stream:      silent for {} = dead",
+            config::format_duration(t.stream_timeout)
+        );
+    }
+    Ok(())
+}
+
+/// Logs in and says as whom, and Tracim's newest event id; or why not.
+async fn online_check(settings: &TracimSettings) -> Result<(), Failure> {
+    let config =
+        secrets::client_config(settings).map_err(|e| Failure::new(format!("[tracim]: {e}")))?;
+    let url = config.url.clone();
+    let client = TracimClient::new(config)
+        .map_err(|e| Failure::new(format!("tracim: cannot use {url}: {e}")))?;
+    let who = client
+        .login()
+        .await
+        .map_err(|e| Failure::new(format!("tracim: cannot log in to {url}: {e}")))?;
+    let newest = client.newest_event_id(who.user_id).await.map_err(|e| {
+        Failure::new(format!(
+            "tracim: logged in to {url} as {} (user id {}), but cannot read the event history: {e}",
+            who.public_name, who.user_id
+        ))
+    })?;
+    let newest = newest.map_or_else(|| "none yet".to_owned(), |id| id.to_string());
+    println!(
+        "tracim: logged in to {url} as {} (user id {}); newest event id: {newest}",
+        who.public_name, who.user_id
+    );
+    Ok(())
+}
+
+/// Lists what the config will do.
+fn list(path: &Path, config: &Config) -> Result<(), Failure> {
     let d = config::format_duration;
     let mut out = std::io::stdout().lock();
     let count = config.hooks.len();
@@ -22,13 +102,19 @@ pub(super) fn check(path: &Path) -> Result<(), Failure> {
         path.display(),
         if count == 1 { "" } else { "s" }
     );
-    let _ = writeln!(
-        out,
-        "  master socket: {}",
-        config.daemon.master_socket.display()
-    );
-    let _ = writeln!(out, "  own socket:    {}", config.daemon.socket.display());
-    if let there @ MasterPath::Other(_) = MasterPath::of(&config.daemon.master_socket) {
+    let daemon = config.source == Source::Daemon;
+    if daemon {
+        let _ = writeln!(
+            out,
+            "  master socket: {}",
+            config.daemon.master_socket.display()
+        );
+        let _ = writeln!(out, "  own socket:    {}", config.daemon.socket.display());
+    }
+    list_tracim(&mut out, config)?;
+    if let (true, there @ MasterPath::Other(_)) =
+        (daemon, MasterPath::of(&config.daemon.master_socket))
+    {
         let _ = writeln!(
             out,
             "warning: master_socket {}: {there}; TracimDaemon cannot listen there",

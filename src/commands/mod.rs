@@ -30,14 +30,14 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
     let path = config::locate(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run::run(path).await,
-        Command::Check => check::check(&path),
+        Command::Check { online } => check::check(&path, online).await,
         Command::Test(args) => test::test(&path, args).await,
-        Command::Demo => {
+        Command::Demo { source } => {
             let config = match cli.config {
                 Some(path) => Some(Config::load(&path)?),
                 None => None,
             };
-            demo::demo(config).await
+            demo::demo(config, source == "tracim").await
         }
         Command::Init { force } => init::init(&path, force),
         Command::Status { json } => status::status(&path, json).await,

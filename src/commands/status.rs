@@ -74,10 +74,11 @@ fn print_text(
                 .registered_since_ms
                 .map(|ms| format!(" since {}", utc(from_ms(ms))))
                 .unwrap_or_default();
-            let state = match live.state.as_str() {
-                "registered" => format!("registered with {}{since}", live.master),
-                "waiting" => format!("waiting for TracimDaemon at {}", live.master),
-                other => other.to_owned(),
+            let state = match (live.source.as_str(), live.state.as_str(), &live.tracim) {
+                ("tracim", _, Some(t)) => t.detail.clone(),
+                (_, "registered", _) => format!("registered with {}{since}", live.master),
+                (_, "waiting", _) => format!("waiting for TracimDaemon at {}", live.master),
+                (_, other, _) => other.to_owned(),
             };
             println!(
                 "service: running (pid {}, up since {}), {state}",
@@ -88,6 +89,9 @@ fn print_text(
                 "         {} runs going on, {} waiting, {} events received",
                 live.running, live.queued, live.events_received
             );
+            if let Some(t) = &live.tracim {
+                print_tracim(t);
+            }
         }
         (None, Some(why)) => println!("service: not answering ({why})"),
         (None, None) if config.journal.enabled => println!("service: not running"),
@@ -145,6 +149,35 @@ fn print_text(
             ));
         }
         println!("{line}{gone}");
+    }
+}
+
+/// The Tracim link's state and its last catch-up.
+fn print_tracim(t: &crate::source::link::TracimStatus) {
+    let since = t
+        .since_ms
+        .map(|ms| format!(" (since {})", utc(from_ms(ms))))
+        .unwrap_or_default();
+    println!("tracim:  {}: {}{since}", t.state, t.detail);
+    match &t.last_catch_up {
+        Some(c) => {
+            let ids = match (c.first_id, c.last_id) {
+                (Some(a), Some(b)) => format!(" (ids {a}–{b})"),
+                _ => String::new(),
+            };
+            let skipped = if c.skipped > 0 {
+                format!(", {} skipped (catch_up_max / catch_up_window)", c.skipped)
+            } else {
+                String::new()
+            };
+            println!(
+                "         last catch-up at {}: {} events run{ids} after id {}{skipped}",
+                utc(from_ms(c.at_ms)),
+                c.ran,
+                c.after
+            );
+        }
+        None => println!("         no catch-up yet"),
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod load;
 mod schema;
 #[cfg(test)]
 mod tests_runs;
+mod tracim;
 mod validate;
 mod validate_hook;
 mod validate_runs;
@@ -25,6 +26,7 @@ use tracim_daemon_sdk::client::ClientConfig;
 use crate::hook::{Defaults, Hook};
 use crate::journal::JournalSettings;
 use crate::paths;
+use crate::source::{Source, TracimSettings};
 
 pub use duration::{DurationError, format_duration, parse_duration};
 
@@ -42,6 +44,10 @@ pub const LOG_WINDOW: Duration = Duration::from_secs(10);
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
+    /// `source`: where events come from.
+    pub source: Source,
+    /// The `[tracim]` table: Tracim itself, for catch-up and for `source = "tracim"`.
+    pub tracim: Option<TracimSettings>,
     /// The `[daemon]` table: how to reach the daemon.
     pub daemon: ClientConfig,
     /// `[daemon] log_window`: complaints about refused input are logged at most

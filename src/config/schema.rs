@@ -59,6 +59,35 @@ pub(super) const HOOK_KEYS: &[&str] = &[
     "on_failure",
 ];
 pub(super) const JOURNAL_KEYS: &[&str] = &["enabled", "path", "retention", "max_events", "sync"];
+pub(super) const TRACIM_KEYS: &[&str] = &[
+    "url",
+    "username",
+    "email",
+    "password_file",
+    "api_login",
+    "api_key_file",
+    "from_daemon_config",
+    "ca_file",
+    "catch_up_max",
+    "catch_up_window",
+    "stream_timeout",
+];
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTracim {
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) username: Option<Spanned<String>>,
+    pub(super) email: Option<Spanned<String>>,
+    pub(super) password_file: Option<Spanned<String>>,
+    pub(super) api_login: Option<Spanned<String>>,
+    pub(super) api_key_file: Option<Spanned<String>>,
+    pub(super) from_daemon_config: Option<Spanned<String>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) catch_up_max: Option<Spanned<u64>>,
+    pub(super) catch_up_window: Option<NonZeroDuration>,
+    pub(super) stream_timeout: Option<NonZeroDuration>,
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -370,3 +370,87 @@ fn journal_mistakes_point_at_their_place() {
         "{got:#?}"
     );
 }
+
+#[test]
+fn tracim_table_parses_each_way_to_log_in_with_defaults() {
+    let config = parse(
+        r#"
+[tracim]
+url = "https://tracim.example.org/api"
+username = "hooks"
+password_file = "/home/me/.config/tracim-hooks/tracim-password"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let t = config.tracim.expect("a [tracim]");
+    assert_eq!(config.source, crate::source::Source::Daemon);
+    assert_eq!(t.url.as_deref(), Some("https://tracim.example.org/api"));
+    assert_eq!(t.catch_up_max, 1000);
+    assert_eq!(t.catch_up_window, Duration::from_secs(7 * 86400));
+    assert_eq!(t.stream_timeout, Duration::from_secs(45));
+    assert!(matches!(
+        t.login,
+        crate::source::TracimLogin::Password { .. }
+    ));
+
+    let config = parse(
+        "source = \"tracim\"\n[tracim]\nfrom_daemon_config = \"/home/me/.config/TracimDaemon/config.json\"\ncatch_up_max = 5\ncatch_up_window = \"2h\"\nstream_timeout = \"10s\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let t = config.tracim.expect("a [tracim]");
+    assert_eq!(config.source, crate::source::Source::Tracim);
+    assert_eq!((t.catch_up_max, t.url), (5, None));
+    assert_eq!(t.catch_up_window, Duration::from_secs(7200));
+    assert_eq!(t.stream_timeout, Duration::from_secs(10));
+    assert!(parse("[tracim]\nurl = \"http://127.0.0.1:1/api\"\napi_login = \"hooks\"\napi_key_file = \"/k\"\n").is_ok());
+}
+
+#[test]
+fn tracim_mistakes_are_reported_at_their_place() {
+    let e = errors(
+        "[tracim]\nurl = \"https://t/api\"\nusername = \"a\"\napi_login = \"b\"\napi_key_file = \"/k\"\npassword_file = \"/p\"\n",
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("hooks.toml:1:1:") && l.contains("one way to log in")),
+        "{e:?}"
+    );
+    let e = errors("[tracim]\nurl = \"https://t/api\"\n");
+    assert!(
+        e.iter().any(|l| l.contains("needs a way to log in")),
+        "{e:?}"
+    );
+    let e = errors("[tracim]\nusername = \"a\"\npassword_file = \"/p\"\n");
+    assert!(e.iter().any(|l| l.contains("needs `url`")), "{e:?}");
+    let e = errors("[tracim]\nurl = \"ftp://t\"\nusername = \"a\"\npassword_file = \"/p\"\n");
+    assert!(e.iter().any(|l| l.starts_with("hooks.toml:2:7:")), "{e:?}");
+    let e = errors(
+        "[tracim]\nurl = \"https://t/api\"\nemail = \"a@b\"\npassword_file = \"rel/p\"\ncatch_up_max = 0\nfoo = 1\n",
+    );
+    assert!(e.iter().any(|l| l.contains("absolute path")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|l| l.contains("unknown key `foo` in [tracim]")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn source_tracim_needs_tracim_and_no_daemon() {
+    let e = errors("source = \"tracim\"\n[daemon]\nsocket = \"/tmp/s.sock\"\n");
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("hooks.toml:1:10:") && l.contains("needs a [tracim] table")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("hooks.toml:2:2:") && l.contains("[daemon] has no use")),
+        "{e:?}"
+    );
+    let e = errors("source = \"carrier-pigeon\"\n");
+    assert!(
+        e.iter().any(|l| l.contains("source must be \"daemon\"")),
+        "{e:?}"
+    );
+}

@@ -12,11 +12,15 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use tracim_daemon_sdk::client::ClientConfig;
 
 use super::duration::{HumanDuration, NonZeroDuration};
-use super::schema::{DAEMON_KEYS, DEFAULTS_KEYS, JOURNAL_KEYS, RawDaemon, RawDefaults, RawJournal};
+use super::schema::{
+    DAEMON_KEYS, DEFAULTS_KEYS, JOURNAL_KEYS, RawDaemon, RawDefaults, RawJournal, RawTracim,
+    TRACIM_KEYS,
+};
 use super::{Config, Problem};
 use crate::hook::Defaults;
 use crate::journal::{self, JournalSettings};
 use crate::paths;
+use crate::source::Source;
 
 /// Longest path a Unix socket address can hold (`sun_path` less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -166,10 +170,18 @@ impl<'a> Parser<'a> {
         let mut daemon = None;
         let mut defaults = None;
         let mut journal = None;
+        let mut tracim = None;
+        let mut source = None;
+        let mut daemon_span = None;
         let mut hook_items = Vec::new();
         for (key, value) in document.into_inner() {
             match key.get_ref().as_ref() {
-                "daemon" => daemon = Some(value),
+                "daemon" => {
+                    daemon_span = Some(key.span());
+                    daemon = Some(value)
+                }
+                "tracim" => tracim = Some(value),
+                "source" => source = Some(value),
                 "defaults" => defaults = Some(value),
                 "journal" => journal = Some(value),
                 "hook" => match value.into_inner() {
@@ -184,7 +196,7 @@ impl<'a> Parser<'a> {
                     key.span(),
                     None,
                     format!(
-                        "unknown section `{other}`, expected one of `daemon`, `defaults`, `journal`, `hook`"
+                        "unknown section `{other}`, expected one of `source`, `daemon`, `tracim`, `defaults`, `journal`, `hook`"
                     ),
                 ),
             }
@@ -212,15 +224,65 @@ impl<'a> Parser<'a> {
             }
         }
         let hooks = self.link_failure_hooks(hooks, &names);
+        let (source, source_span) = self.source(source);
+        let tracim = match tracim {
+            Some(value) => {
+                let span = value.span();
+                let raw: Option<RawTracim> = self.section(Some(value), TRACIM_KEYS, "[tracim]");
+                // Outer `None`: a mistake (reported); inner `None`: no table.
+                raw.and_then(|raw| self.tracim(raw, span)).map(Some)
+            }
+            None => Some(None),
+        };
+        if source == Some(Source::Tracim) {
+            if tracim.as_ref().is_some_and(Option::is_none) {
+                self.problem(
+                    source_span.clone(),
+                    None,
+                    "source = \"tracim\" needs a [tracim] table: its url and how to log in",
+                );
+            }
+            if let Some(span) = daemon_span {
+                self.problem(
+                    span,
+                    None,
+                    "[daemon] has no use with source = \"tracim\" (the runner reads Tracim's stream itself, no daemon): remove the table, or set source = \"daemon\"",
+                );
+            }
+        }
         let (daemon, defaults, journal) = (daemon?, defaults?, journal?);
+        let (source, tracim) = (source?, tracim?);
         Some(Config {
             path: self.path.to_path_buf(),
+            source,
+            tracim,
             daemon,
             log_window,
             defaults,
             hooks,
             journal,
         })
+    }
+
+    /// The top-level `source`: `"daemon"` unless given.
+    fn source(&mut self, value: Option<Spanned<DeValue<'_>>>) -> (Option<Source>, Range<usize>) {
+        let Some(value) = value else {
+            return (Some(Source::Daemon), 0..0);
+        };
+        let span = value.span();
+        let source = match value.into_inner() {
+            DeValue::String(s) if s == "daemon" => Some(Source::Daemon),
+            DeValue::String(s) if s == "tracim" => Some(Source::Tracim),
+            _ => {
+                self.problem(
+                    span.clone(),
+                    None,
+                    "source must be \"daemon\" (through the TracimDaemon, the default) or \"tracim\" (Tracim's own event stream)",
+                );
+                None
+            }
+        };
+        (source, span)
     }
 
     fn socket_path(

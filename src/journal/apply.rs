@@ -38,6 +38,8 @@ pub(crate) enum Op {
         at_ms: i64,
         end: RunEnd,
     },
+    /// A source's mark set (`Some`) or cleared (`None`) in the `meta` table.
+    Mark { key: String, value: Option<i64> },
     /// The run's latest attempt closes without running (dropped, coalesced, interrupted).
     Closed {
         run: RunId,
@@ -57,6 +59,7 @@ impl Op {
             Op::Ended { end, .. } => end.stdout_tail.len() + end.stderr_tail.len(),
             Op::Closed { reason, .. } => reason.as_ref().map_or(0, String::len),
             Op::Started { .. } => 0,
+            Op::Mark { key, .. } => key.len(),
         }
     }
 }
@@ -147,6 +150,16 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                     reason
                 ])?;
             }
+            Op::Mark { key, value } => match value {
+                Some(value) => {
+                    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                        .execute(params![key, value])?;
+                }
+                None => {
+                    tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                        .execute(params![key])?;
+                }
+            },
             Op::Closed {
                 run,
                 state,

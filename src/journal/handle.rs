@@ -96,6 +96,39 @@ impl Journal {
         crate::lock(&self.inner.shared.seen).admit(event_id)
     }
 
+    /// Whether an event id is in the journal (or was admitted since), without
+    /// admitting it: what a catch-up leaves out before counting against its limits.
+    pub fn knows(&self, event_id: u64) -> bool {
+        crate::lock(&self.inner.shared.seen).contains(event_id)
+    }
+
+    /// A source's mark: a value kept across restarts in the journal's `meta` table
+    /// (where a catch-up must start from). Memory only; loaded at open.
+    pub fn mark(&self, key: &str) -> Option<u64> {
+        crate::lock(&self.inner.shared.marks).get(key).copied()
+    }
+
+    /// Sets (`Some`) or clears (`None`) a mark; committed with the next group, so in
+    /// order with the events recorded before and after it.
+    pub fn set_mark(&self, key: &str, value: Option<u64>) {
+        {
+            let mut marks = crate::lock(&self.inner.shared.marks);
+            match value {
+                Some(v) => marks.insert(key.to_owned(), v),
+                None => marks.remove(key),
+            };
+        }
+        let value = match value.map(i64::try_from) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => return,
+            None => None,
+        };
+        self.send(Op::Mark {
+            key: key.to_owned(),
+            value,
+        });
+    }
+
     /// Records an admitted event with the runs it causes, one per hook in order, all
     /// queued; they are committed together. Returns their ids at once.
     pub fn record<S: AsRef<str>>(

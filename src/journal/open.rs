@@ -41,6 +41,7 @@ struct Loaded {
     last_event: Option<i64>,
     next_run: u64,
     pending: Pending,
+    marks: HashMap<String, u64>,
 }
 
 /// Opens (or creates) the journal of `settings` and starts its writer thread. With
@@ -74,6 +75,7 @@ pub fn open(settings: &JournalSettings) -> Result<Opened, JournalError> {
     let events = loaded.ids.len() as u64;
     let shared = Arc::new(Shared {
         seen: Mutex::new(Seen::from_journal(loaded.ids)),
+        marks: Mutex::new(loaded.marks),
         ..Shared::default()
     });
     let (tx, rx) = mpsc::channel();
@@ -166,6 +168,7 @@ fn load(path: &Path, dir: &Path, sync: SyncMode) -> Result<Loaded, JournalError>
         .unwrap_or(0)
         + 1;
     let pending = pending(&conn, path)?;
+    let marks = marks(&conn, path)?;
     // The check and the loads filled the page cache; the writer mostly appends.
     conn.release_memory()
         .map_err(sql("releasing the page cache", path))?;
@@ -175,7 +178,26 @@ fn load(path: &Path, dir: &Path, sync: SyncMode) -> Result<Loaded, JournalError>
         last_event,
         next_run,
         pending,
+        marks,
     })
+}
+
+/// The `meta` rows that are marks of a source, not the journal's own counters.
+fn marks(conn: &Connection, path: &Path) -> Result<HashMap<String, u64>, JournalError> {
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM meta WHERE key NOT IN ('last_event_id', 'run_seq')")
+        .map_err(sql("reading marks", path))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql("reading marks", path))?;
+    let mut marks = HashMap::new();
+    for row in rows {
+        let (key, value) = row.map_err(sql("reading marks", path))?;
+        if let Ok(value) = u64::try_from(value) {
+            marks.insert(key, value);
+        }
+    }
+    Ok(marks)
 }
 
 fn configure(conn: &Connection, path: &Path, sync: SyncMode) -> Result<(), JournalError> {

@@ -48,6 +48,11 @@ impl Seen {
         true
     }
 
+    /// Whether an id is known, without admitting it.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.ids.contains(&id)
+    }
+
     /// Forgets ids pruned from the journal.
     pub(crate) fn forget(&mut self, ids: &[u64]) {
         for id in ids {

@@ -39,6 +39,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 #[derive(Default)]
 pub(crate) struct Shared {
     pub(crate) seen: Mutex<Seen>,
+    /// The marks of the `meta` table a source keeps (see [`super::Journal::mark`]).
+    pub(crate) marks: Mutex<std::collections::HashMap<String, u64>>,
     pub(crate) health: Mutex<Health>,
     pub(crate) degraded: AtomicBool,
 }

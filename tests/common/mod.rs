@@ -12,6 +12,7 @@ pub mod logs;
 pub mod place;
 pub mod procfs;
 pub mod runner;
+pub mod tracim;
 
 pub use cli::{Cli, Ran};
 pub use events::{tlm, valid_event};

@@ -182,7 +182,13 @@ async fn read_one(mut stream: UnixStream, shared: &Shared, slot: &Slot) -> Optio
     Some(match Envelope::decode(&bytes) {
         Ok(envelope) => {
             handle(shared, &envelope);
-            Inbound::Message(Delivery { envelope, received })
+            Inbound::Message(Delivery {
+                envelope,
+                received,
+                registration: shared
+                    .registrations
+                    .load(std::sync::atomic::Ordering::SeqCst),
+            })
         }
         Err(error) => Inbound::Refused(Refusal::Undecodable {
             error,
@@ -303,6 +309,7 @@ mod tests {
         Some(Inbound::Message(Delivery {
             envelope: Envelope::new(path, Message::Ping),
             received: Instant::now(),
+            registration: 1,
         }))
     }
 

@@ -135,6 +135,10 @@ pub struct Delivery {
     pub envelope: Envelope,
     /// When its connection was read to the end.
     pub received: Instant,
+    /// The registration it came under: [`Client::registrations`] when it was read.
+    /// A delivery with a higher number than the one before means the client
+    /// registered again in between: whatever the daemon sent meanwhile is missed.
+    pub registration: u64,
 }
 
 /// What arrives on the client's socket: a message, or input it refused. The
@@ -193,6 +197,8 @@ pub(super) struct Shared {
     /// Notified when the daemon announces this client deleted.
     pub(super) forgotten: tokio::sync::Notify,
     pub(super) waiters: Mutex<Waiters>,
+    /// Registrations begun (each `client_add` sent counts, before it is sent).
+    pub(super) registrations: std::sync::atomic::AtomicU64,
     /// Where refusals go (messages go through the sequencer, in order).
     pub(super) out: mpsc::UnboundedSender<Inbound>,
 }
@@ -261,6 +267,7 @@ impl Client {
         let identity = socket::file_identity(&config.socket);
         let shared = Arc::new(Shared {
             self_path: config.socket.to_string_lossy().into_owned(),
+            registrations: std::sync::atomic::AtomicU64::new(0),
             pid: std::process::id().to_string(),
             user_id: watch::channel(None).0,
             state: watch::channel(ClientState::Waiting {
@@ -292,6 +299,16 @@ impl Client {
     /// The configuration it runs with.
     pub fn config(&self) -> &ClientConfig {
         &self.shared.config
+    }
+
+    /// How many registrations were begun so far (from 1 for the first). A
+    /// `Registered` state with a higher number than the last one seen means the
+    /// daemon lost the client in between (it restarted, or forgot it), even when
+    /// the state never showed `Waiting`.
+    pub fn registrations(&self) -> u64 {
+        self.shared
+            .registrations
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Registered or not, as a watch.

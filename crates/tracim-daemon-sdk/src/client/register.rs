@@ -59,6 +59,10 @@ pub(super) async fn register_loop(shared: Arc<Shared>) {
             pid: shared.pid.clone(),
         };
         shared.expect_account_info();
+        // Counted before sending: whatever arrives from now on is of this one.
+        shared
+            .registrations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = send_to_daemon(&shared, Message::ClientAdd(info)).await {
             shared.take_account_info();
             if !said_waiting {

@@ -146,6 +146,21 @@ impl TracimClient {
         after: u64,
         limits: &CatchUpLimits,
     ) -> Result<CatchUp, TracimError> {
+        self.events_after_unknown(user_id, after, limits, |_| false)
+            .await
+    }
+
+    /// [`TracimClient::events_after`], leaving out the events `known` says the caller
+    /// already has (a journal): they are neither returned nor counted against `max` nor
+    /// reported as skipped, so a catch-up whose range also holds events received
+    /// meanwhile keeps its `max` for the ones really missed.
+    pub async fn events_after_unknown(
+        &self,
+        user_id: u64,
+        after: u64,
+        limits: &CatchUpLimits,
+        mut known: impl FnMut(u64) -> bool,
+    ) -> Result<CatchUp, TracimError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -179,6 +194,9 @@ impl TracimClient {
                 lowest_seen = lowest_seen.min(event.event_id);
                 if event.event_id <= after {
                     reached = true;
+                    continue;
+                }
+                if known(event.event_id) {
                     continue;
                 }
                 let too_old = match (oldest_allowed, event.created_unix()) {
