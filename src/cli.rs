@@ -55,7 +55,7 @@ pub enum Command {
     /// Check the config and list its hooks; exit 1 with every mistake as
     /// file:line:col
     Check {
-        /// Also log in to Tracim ([tracim]) and say as whom, and its newest event id
+        /// Also log in to Tracim (`[tracim]`) and say as whom, and its newest event id
         #[arg(long)]
         online: bool,
     },

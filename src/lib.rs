@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+mod clock;
 pub mod commands;
 mod complaints;
 pub mod config;

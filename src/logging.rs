@@ -16,8 +16,6 @@ use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::exec::Exit;
-
 /// The variable holding an `EnvFilter` directive, e.g. `tracim_hooks=debug`.
 pub const LOG_ENV: &str = "TRACIM_HOOKS_LOG";
 
@@ -134,13 +132,9 @@ pub fn run_span(hook: &str, event_type: &str) -> tracing::Span {
 }
 
 /// Adds how a run ended to its span, as systemd says it of a unit's process:
-/// `EXIT_CODE=exited` with the code, or `killed` with the signal's number.
-pub fn record_exit(span: &tracing::Span, exit: Exit) {
-    let (code, status) = match exit {
-        Exit::Code(code) => ("exited", code),
-        Exit::Signal(signal) => ("killed", signal),
-        Exit::Unknown => return,
-    };
+/// `EXIT_CODE=exited` with the code, or `killed` with the signal's number (see
+/// `Exit::as_systemd`).
+pub fn record_exit(span: &tracing::Span, code: &'static str, status: i32) {
     span.record("exit_code", code);
     span.record("exit_status", status);
 }

@@ -33,7 +33,7 @@ pub(super) fn read_checked(path: &Path) -> Result<String, ConfigError> {
     if !meta.file_type().is_file() {
         return Err(unsafe_file(format!(
             "is {}, not a regular file: give the path of a hooks.toml",
-            describe(&meta.file_type())
+            crate::paths::describe(&meta.file_type())
         )));
     }
     check_file_safety(path, &meta)?;
@@ -56,28 +56,6 @@ pub(super) fn read_checked(path: &Path) -> Result<String, ConfigError> {
         )));
     }
     Ok(text)
-}
-
-/// "a directory", "a FIFO"…: what a path that is not a regular file is.
-pub(crate) fn describe(file_type: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_symlink() {
-        "a symbolic link"
-    } else if file_type.is_file() {
-        "a regular file"
-    } else {
-        "not a file"
-    }
 }
 
 /// Refuses a config that someone other than this user (or root) could have written.

@@ -107,6 +107,17 @@ impl Exit {
     }
 }
 
+impl Exit {
+    /// How systemd says it of a unit's process: (`EXIT_CODE`, `EXIT_STATUS`).
+    pub fn as_systemd(self) -> Option<(&'static str, i32)> {
+        match self {
+            Exit::Code(code) => Some(("exited", code)),
+            Exit::Signal(signal) => Some(("killed", signal)),
+            Exit::Unknown => None,
+        }
+    }
+}
+
 impl From<rustix::process::WaitStatus> for Exit {
     fn from(status: rustix::process::WaitStatus) -> Exit {
         match (status.exit_status(), status.terminating_signal()) {

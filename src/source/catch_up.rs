@@ -22,7 +22,6 @@ use tracim_daemon_sdk::tracim::{CatchUp, CatchUpLimits, TracimError};
 use tracing::{debug, info, warn};
 
 use super::link::{Backoff, CatchUpReport, Link};
-use crate::control;
 use crate::journal::Journal;
 
 /// The journal mark holding the id a pending catch-up starts after.
@@ -281,7 +280,7 @@ impl Worker {
             );
         }
         self.link.caught_up(CatchUpReport {
-            at_ms: control::ms(SystemTime::now()),
+            at_ms: crate::clock::ms(SystemTime::now()),
             after: from,
             ran: found.events.len() as u64,
             first_id: first,

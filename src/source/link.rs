@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 use tracim_daemon_sdk::tracim::{TracimClient, TracimError, Whoami};
 use tracing::{info, warn};
 
-use crate::control;
-
-/// The first wait after a failure; it doubles up to [`Backoff::max`].
+/// The first wait after a failure; it doubles up to `Backoff::max`.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// The longest wait between two tries.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -132,7 +130,7 @@ impl Link {
             url: client.base_url().to_owned(),
             state: "connecting".into(),
             detail: format!("connecting to Tracim at {}", client.base_url()),
-            since_ms: Some(control::ms(SystemTime::now())),
+            since_ms: Some(crate::clock::ms(SystemTime::now())),
             ..TracimStatus::default()
         };
         Link {
@@ -180,7 +178,7 @@ impl Link {
         let who = self.whoami();
         let mut status = crate::lock(&self.status);
         if status.state != state {
-            status.since_ms = Some(control::ms(SystemTime::now()));
+            status.since_ms = Some(crate::clock::ms(SystemTime::now()));
         }
         let changed = status.state != state || status.detail != detail;
         status.state = state.to_owned();

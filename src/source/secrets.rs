@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tracim_daemon_sdk::tracim::{Credentials, Login, Secret, TracimConfig};
 
 use super::{TracimLogin, TracimSettings};
-use crate::config::load::describe;
+use crate::paths::describe;
 
 /// Far more than a password, a key or the daemon's config holds.
 const MAX_SECRET_FILE: u64 = 64 * 1024;

@@ -313,7 +313,9 @@ impl Supervisor {
         let attempt = job.attempts_made + 1;
         let span = job.span();
         if let Ok(outcome) = &result {
-            crate::logging::record_exit(&span, outcome.exit);
+            if let Some((code, status)) = outcome.exit.as_systemd() {
+                crate::logging::record_exit(&span, code, status);
+            }
         }
         let in_span = span.entered();
         let success = match &result {
