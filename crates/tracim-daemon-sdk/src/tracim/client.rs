@@ -92,6 +92,8 @@ impl TracimClient {
     /// Builds the client; does not contact Tracim (see [`TracimClient::login`]).
     pub fn new(config: TracimConfig) -> Result<Self, TracimError> {
         let base = normalize_base(&config.url)?;
+        // The process's TLS provider: ring, unless the program chose another first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("tracim-daemon-sdk/", env!("CARGO_PKG_VERSION")))
