@@ -89,10 +89,13 @@ async fn a_runs_logged_output_is_capped_at_64_kib_and_says_so() {
             "t6-cap",
             &out,
             "",
-            // 100 lines of 999 bytes on stdout, 20 short ones on stderr after them.
+            // 100 lines of 999 bytes on stdout, 20 short ones on stderr after
+            // them, once the runner has surely read stdout past the cap (the two
+            // pipes are read concurrently).
             r#"
 line=$(printf '%0999d' 0)
 yes "$line" | head -n 100
+sleep 0.5
 i=0; while [ $i -lt 20 ]; do echo "late $i" >&2; i=$((i+1)); done
 "#,
         )],
