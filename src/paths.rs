@@ -1,4 +1,5 @@
-//! Where things live by default, and `~`/`$VAR` expansion in configured paths.
+//! Where things live by default, `~`/`$VAR` expansion in configured paths, and
+//! opening the files the user points at (the config, secrets) safely.
 //!
 //! Only paths are expanded: commands are handed to the shell as written, and
 //! expanding there is the shell's job.
@@ -96,6 +97,44 @@ pub fn expand(text: &str) -> Result<PathBuf, ExpandError> {
         }
     }
     Ok(PathBuf::from(out))
+}
+
+/// Why a file the user named could not be opened as a regular file.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// The system refused (missing, permissions…).
+    Io(std::io::Error),
+    /// It is something else: "a directory", "a FIFO"…
+    NotRegular(&'static str),
+}
+
+/// Opens `path` for reading, only if it is a regular file. Opening never blocks:
+/// a FIFO with no writer (O_NONBLOCK) or a terminal (O_NOCTTY) given by mistake
+/// is refused at once. The checks are on the open file, so it cannot be swapped
+/// between them and the read.
+pub(crate) fn open_regular(
+    path: &std::path::Path,
+) -> Result<(std::fs::File, std::fs::Metadata), OpenError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(OpenError::Io)?;
+    let meta = file.metadata().map_err(OpenError::Io)?;
+    if !meta.file_type().is_file() {
+        return Err(OpenError::NotRegular(describe(&meta.file_type())));
+    }
+    Ok((file, meta))
+}
+
+/// Reads the whole file as text, `None` when it holds more than `max` bytes (a
+/// file that grows while it is read is still cut at the bound).
+pub(crate) fn read_at_most(file: std::fs::File, max: u64) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    file.take(max + 1).read_to_string(&mut text)?;
+    Ok((text.len() as u64 <= max).then_some(text))
 }
 
 /// "a directory", "a FIFO"…: what a path that is not a regular file is.

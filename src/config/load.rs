@@ -2,11 +2,10 @@
 //! owner and mode) and read, so it cannot be swapped in between; and never more
 //! of it than a config can be.
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::ConfigError;
+use crate::paths::OpenError;
 
 /// The largest config read: far past any hand-written file (200,000 hooks take
 /// about 20 MiB), and a bound on what a wrong path can make the runner read.
@@ -22,39 +21,26 @@ pub(super) fn read_checked(path: &Path) -> Result<String, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
-    // O_NONBLOCK: opening a FIFO with no writer must not hang; a regular file
-    // ignores the flag.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(read_error)?;
-    let meta = file.metadata().map_err(read_error)?;
-    if !meta.file_type().is_file() {
-        return Err(unsafe_file(format!(
-            "is {}, not a regular file: give the path of a hooks.toml",
-            crate::paths::describe(&meta.file_type())
-        )));
-    }
+    let (file, meta) = crate::paths::open_regular(path).map_err(|e| match e {
+        OpenError::Io(source) => read_error(source),
+        OpenError::NotRegular(what) => unsafe_file(format!(
+            "is {what}, not a regular file: give the path of a hooks.toml"
+        )),
+    })?;
     check_file_safety(path, &meta)?;
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(unsafe_file(format!(
+    let too_large = || {
+        unsafe_file(format!(
             "is {} bytes; a config may be at most {} MiB",
             meta.len(),
             MAX_CONFIG_BYTES / (1024 * 1024)
-        )));
+        ))
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large());
     }
-    // A file that grows while it is read is still cut at the bound.
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(unsafe_file(format!(
-            "grew past {} MiB while it was read",
-            MAX_CONFIG_BYTES / (1024 * 1024)
-        )));
-    }
+    let text = crate::paths::read_at_most(file, MAX_CONFIG_BYTES)
+        .map_err(read_error)?
+        .ok_or_else(too_large)?;
     Ok(text)
 }
 

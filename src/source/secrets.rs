@@ -2,15 +2,14 @@
 //! config.json. Each is refused unless it is a regular file owned by this user that
 //! neither group nor others may read or write; no error ever holds a secret's text.
 
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tracim_daemon_sdk::tracim::{Credentials, Login, Secret, TracimConfig};
 
 use super::{TracimLogin, TracimSettings};
-use crate::paths::describe;
+use crate::paths::{OpenError, open_regular, read_at_most};
 
 /// Far more than a password, a key or the daemon's config holds.
 const MAX_SECRET_FILE: u64 = 64 * 1024;
@@ -149,21 +148,11 @@ fn read_private(path: &Path) -> Result<String, SecretError> {
         path: path.to_path_buf(),
         message,
     };
-    // O_NONBLOCK: a FIFO without a writer must not hang the runner.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(read_error)?;
-    let meta = file.metadata().map_err(read_error)?;
-    if !meta.file_type().is_file() {
-        return Err(unsafe_file(format!(
-            "is {}, not a regular file",
-            describe(&meta.file_type())
-        )));
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let (file, meta) = open_regular(path).map_err(|e| match e {
+        OpenError::Io(source) => read_error(source),
+        OpenError::NotRegular(what) => unsafe_file(format!("is {what}, not a regular file")),
+    })?;
+    let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
         return Err(unsafe_file(format!(
             "holds a secret but is owned by uid {}, not by you (uid {me}). Fix: chown {me} '{}'",
@@ -178,22 +167,19 @@ fn read_private(path: &Path) -> Result<String, SecretError> {
             path.display()
         )));
     }
+    let too_large = || unsafe_file(format!("is {} bytes: too large for a secret", meta.len()));
     if meta.len() > MAX_SECRET_FILE {
-        return Err(unsafe_file(format!(
-            "is {} bytes: too large for a secret",
-            meta.len()
-        )));
+        return Err(too_large());
     }
-    let mut text = String::new();
-    file.take(MAX_SECRET_FILE)
-        .read_to_string(&mut text)
+    let text = read_at_most(file, MAX_SECRET_FILE)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => SecretError::Invalid {
                 path: path.to_path_buf(),
                 message: "is not UTF-8 text".into(),
             },
             _ => read_error(e),
-        })?;
+        })?
+        .ok_or_else(too_large)?;
     Ok(text)
 }
 
