@@ -138,6 +138,39 @@ pub(crate) async fn supervisor_dispatch(
     Ok(Throughput::new(wall, &runs))
 }
 
+/// `m` events sent to a runner back to back, each matching its one hook; runs
+/// per second from the first send until every run has ended.
+pub(crate) async fn service_dispatch(
+    runner: &Runner,
+    templates: &Arc<Vec<Template>>,
+    m: usize,
+) -> Result<Throughput, String> {
+    let supervisor = &runner.handle.supervisor;
+    let before = supervisor.stats();
+    let base = fresh_ids(m);
+    let started = Instant::now();
+    blast(&runner.socket, templates, base, m, 1).await?;
+    let ended = |s: &tracim_hooks::supervisor::Stats| s.succeeded + s.failed;
+    let all_ended = || ended(&supervisor.stats()) >= ended(&before) + m as u64;
+    if wait_until(all_ended, Duration::from_secs(60) + Duration::from_millis(20 * m as u64))
+        .await
+        .is_none()
+    {
+        return Err(format!("dispatch via the service: {:?} for {m} runs", supervisor.stats()));
+    }
+    let wall = started.elapsed();
+    let stats = supervisor.stats();
+    if stats.succeeded != before.succeeded + m as u64 {
+        return Err(format!("dispatch via the service: {stats:?} for {m} runs"));
+    }
+    // The runs' own durations are not reported by the service: `busy` stays 0.
+    Ok(Throughput {
+        runs: m,
+        wall,
+        busy: Duration::ZERO,
+    })
+}
+
 pub(crate) async fn bench_dispatch(
     opts: &Opts,
     tlms: &[String],
@@ -184,7 +217,9 @@ pub(crate) async fn bench_dispatch(
             .push((dispatch.in_flight(), ceiling.in_flight()));
     }
 
-    // The same comparison for hooks as users write them.
+    // The same comparison for hooks as users write them, through the service as
+    // `tracim-hooks run` has it: events sent by the daemon, each recorded in the
+    // journal (on, the default) with its run, which is started and ended there too.
     let file = dir.join("dispatch-user.out");
     for p in [4, 8] {
         let text = format!(
@@ -193,23 +228,22 @@ pub(crate) async fn bench_dispatch(
              exec = [\"/bin/sh\", \"-c\", \"echo x >> {}\"]\n",
             file.display()
         );
-        let config = Config::parse(
-            &dir.join("dispatch-user.toml"),
-            &config_text(dir, "user", &text),
-        )
-        .map_err(|e| e.to_string())?;
+        let tag = format!("user{p}");
+        let config = Config::parse(&dir.join("dispatch-user.toml"), &config_text(dir, &tag, &text))
+            .map_err(|e| e.to_string())?;
         let hook = config.hooks[0].clone();
-        let settings = Settings::from(&config.defaults);
         let specs: Arc<Vec<Spec>> = Arc::new(
             events
                 .iter()
                 .map(|e| hook_spec(&hook, e, "1", settings.env_budget, &inherited))
                 .collect(),
         );
+        let runner = Runner::start(dir, &tag, &text).await?;
+        let templates = templates(&runner.master, tlms);
         spawn_ceiling(&specs, limits, round, p).await?;
-        supervisor_dispatch(settings, &hook, &events, round).await?;
+        service_dispatch(&runner, &templates, round).await?;
         let mut shape = Shape {
-            label: format!("sh -c 'echo x >> FILE', output = \"log\", P={p}"),
+            label: format!("sh -c 'echo x >> FILE', output = \"log\", P={p}, via the service, journal on"),
             dispatch: Vec::new(),
             ceiling: Vec::new(),
             ratio: Vec::new(),
@@ -218,12 +252,13 @@ pub(crate) async fn bench_dispatch(
             let (mut ceiling, mut dispatch) = (Throughput::default(), Throughput::default());
             for _ in 0..10 {
                 ceiling.add(spawn_ceiling(&specs, limits, round, p).await?);
-                dispatch.add(supervisor_dispatch(settings, &hook, &events, round).await?);
+                dispatch.add(service_dispatch(&runner, &templates, round).await?);
             }
             shape.ceiling.push(ceiling.rate());
             shape.dispatch.push(dispatch.rate());
             shape.ratio.push(dispatch.rate() / ceiling.rate());
         }
+        runner.stop().await?;
         fig.shapes.push(shape);
     }
 
