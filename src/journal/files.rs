@@ -67,6 +67,10 @@ fn is_unwritable(e: &io::Error) -> bool {
     ) || e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error())
 }
 
+/// How long a lock held by someone else is waited for before the journal is said
+/// to be in use.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Takes `journal.db.lock`, so that two runners never write one journal (each would
 /// run the other's pending runs). Released when the writer thread ends, or the
 /// process dies.
@@ -83,7 +87,16 @@ pub(crate) fn lock(path: &Path, dir: &Path) -> Result<File, JournalError> {
         .open(&lock_path)
         .map_err(|source| file_error("creating", &lock_path, dir, source))?;
     use rustix::fs::FlockOperation;
-    if let Err(e) = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+    // A lock just released can still be held for a moment by a child forked while
+    // it was taken (the child's copy of the descriptor holds it until its exec
+    // closes it): a second runner holds it for good, so a short wait tells them apart.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    let mut taken = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive);
+    while taken == Err(rustix::io::Errno::WOULDBLOCK) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        taken = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive);
+    }
+    if let Err(e) = taken {
         return Err(if e == rustix::io::Errno::WOULDBLOCK {
             JournalError::Busy {
                 path: path.to_path_buf(),
