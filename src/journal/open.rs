@@ -24,6 +24,12 @@ use super::{JournalSettings, SyncMode};
 /// reading while the writer checkpoints).
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The page size of a new journal. An event's text is 0.5 to 25 KiB, 2.3 KiB on
+/// average: SQLite's default 4 KiB page holds one such row and leaves the rest of
+/// the page empty, so each event cost a page written twice (log, then checkpoint).
+/// Larger pages hold several, and fewer writes carry the same rows.
+const PAGE_SIZE: u32 = 16384;
+
 /// The opened journal and what the previous life of the runner left to do.
 pub struct Opened {
     /// The handle to record with.
@@ -203,6 +209,9 @@ fn marks(conn: &Connection, path: &Path) -> Result<HashMap<String, u64>, Journal
 fn configure(conn: &Connection, path: &Path, sync: SyncMode) -> Result<(), JournalError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(sql("setting the busy timeout", path))?;
+    // Before the file has any page; a journal already there keeps its own size.
+    conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
+        .map_err(sql("setting the page size", path))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(sql("turning on WAL", path))?;
