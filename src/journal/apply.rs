@@ -210,6 +210,11 @@ fn insert_run(
 /// after a crash), so that every attempt keeps its own row. The earlier attempts are
 /// closed, so that only a run's latest row is ever in a pending state.
 fn ensure_attempt(conn: &Connection, run: RunId, attempt: u32) -> rusqlite::Result<()> {
+    // A first attempt's row is the one the run was recorded with; without it there
+    // is no row to copy either. Most runs end at their first attempt: no query.
+    if attempt <= 1 {
+        return Ok(());
+    }
     let exists = conn
         .prepare_cached("SELECT 1 FROM runs WHERE id = ?1 AND attempt = ?2")?
         .query_row(params![db_run(run), attempt], |_| Ok(()))
