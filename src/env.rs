@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use tracim_daemon_sdk::protocol::{Event, Lookup};
 
 /// The kernel refuses any single `NAME=value` string of 128 KiB or more
@@ -50,9 +52,11 @@ const ALWAYS: [&str; 4] = ["event_id", "event_type", "created", "read"];
 /// straight from its text as received: nothing of it is copied on the way, and a
 /// number is the very text the daemon sent.
 pub fn for_each_scalar(event: &Event, mut f: impl FnMut(&str, Cow<'_, str>)) {
+    // The top level read once, for the keys that come first and for the walk.
+    let top = event.top_level();
     let mut name = String::with_capacity(64);
     for key in ALWAYS {
-        let text = match event.lookup(key) {
+        let text = match top.as_ref().and_then(|top| top.lookup(key)) {
             Some(Lookup::Scalar(text)) => text,
             _ => Cow::Borrowed(""),
         };
@@ -61,7 +65,8 @@ pub fn for_each_scalar(event: &Event, mut f: impl FnMut(&str, Cow<'_, str>)) {
         push_name_part(&mut name, key);
         f(&name, text);
     }
-    event.for_each_scalar(|path, text| {
+    let Some(top) = top else { return };
+    top.for_each_scalar(|path, text| {
         if let [key] = path
             && ALWAYS.contains(&key.as_ref())
         {
@@ -97,12 +102,14 @@ struct Builder {
     budget: usize,
     total: usize,
     vars: Vec<(String, String)>,
-    /// Where each variable set so far is in `vars`.
-    index: HashMap<String, usize>,
+    /// Where each variable set so far is in `vars`. Hashed with foldhash rather
+    /// than SipHash, which was a sixth of building a run's environment: the keys
+    /// are seeded per process, and the budget bounds how many there are.
+    index: HashMap<String, usize, RandomState>,
     omitted: Vec<String>,
     /// The names in `omitted`, to take one out again when a later path sets
     /// it, or not to list it twice. Bounded like the list itself.
-    listed: HashSet<String>,
+    listed: HashSet<String, RandomState>,
     omitted_list_len: usize,
     omitted_count: usize,
 }
@@ -195,9 +202,9 @@ pub fn event_vars(
         budget,
         total: 0,
         vars: Vec::new(),
-        index: HashMap::new(),
+        index: HashMap::default(),
         omitted: Vec::new(),
-        listed: HashSet::new(),
+        listed: HashSet::default(),
         omitted_list_len: 0,
         omitted_count: 0,
     };

@@ -6,11 +6,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::DecodeError;
-use super::raw::{self, Lookup};
+use super::raw::{Lookup, Node};
 use super::shape::TlmShape;
 
 /// A Tracim Live Message, decoded. Unknown keys are kept in `extra`, since Tracim
@@ -142,20 +141,23 @@ impl Event {
     /// leads to, read from the text as received: a number's text is exactly the
     /// characters the daemon sent, unlike in [`Event::tlm`]'s decoded values.
     pub fn lookup(&self, path: &str) -> Option<Lookup<'_>> {
-        raw::lookup(self.root()?, path)
+        self.top_level()?.lookup(path)
     }
 
     /// Calls `f` with the path and text of every scalar of the event, in the
     /// order of its text (texts as [`Event::lookup`] gives them).
-    pub fn for_each_scalar<'a>(&'a self, mut f: impl FnMut(&[Cow<'a, str>], Cow<'a, str>)) {
-        if let Some(root) = self.root() {
-            raw::walk(root, &mut Vec::new(), &mut f);
+    pub fn for_each_scalar<'a>(&'a self, f: impl FnMut(&[Cow<'a, str>], Cow<'a, str>)) {
+        if let Some(top) = self.top_level() {
+            top.for_each_scalar(f);
         }
     }
 
-    /// The whole text as a JSON value (checked on arrival, so it always is one).
-    fn root(&self) -> Option<&RawValue> {
-        serde_json::from_str(&self.inner.raw).ok()
+    /// The event's top-level object, read once: for several lookups and a walk
+    /// of one event without reading its whole text again for each.
+    pub fn top_level(&self) -> Option<Node<'_>> {
+        // The text was checked on arrival: it is one JSON object, perhaps with
+        // white space around it.
+        Node::of_text(self.inner.raw.trim_ascii())
     }
 
     /// The event's id.

@@ -27,7 +27,12 @@ impl<'a> Node<'a> {
     /// Reads one value. `None` only for text that is not JSON, which an event
     /// never holds (its whole text was checked on arrival).
     pub fn of(raw: &'a RawValue) -> Option<Node<'a>> {
-        let text = raw.get();
+        Node::of_text(raw.get())
+    }
+
+    /// [`Node::of`] for text known to be one JSON value: read once, not checked
+    /// first as a whole and then read.
+    pub(super) fn of_text(text: &'a str) -> Option<Node<'a>> {
         match text.as_bytes().first()? {
             b'{' => {
                 let mut de = serde_json::Deserializer::from_str(text);
@@ -36,6 +41,10 @@ impl<'a> Node<'a> {
             b'[' => serde_json::from_str::<Vec<&'a RawValue>>(text)
                 .ok()
                 .map(Node::Array),
+            // Without an escape, a string's value is the text between its quotes.
+            b'"' if !text.contains('\\') => text
+                .get(1..text.len() - 1)
+                .map(|inner| Node::Scalar(Cow::Borrowed(inner))),
             b'"' => serde_json::from_str::<Cow<'a, str>>(text)
                 .ok()
                 .map(Node::Scalar),
@@ -52,6 +61,27 @@ impl<'a> Node<'a> {
             Node::Array(items) => items.get(part.parse::<usize>().ok()?).copied(),
             Node::Scalar(_) => None,
         }
+    }
+
+    /// What a dotted path (`fields.author.username`, numeric parts index arrays)
+    /// leads to from this value.
+    pub fn lookup(&self, path: &str) -> Option<Lookup<'a>> {
+        let mut parts = path.split('.');
+        let mut current = self.child(parts.next()?)?;
+        for part in parts {
+            current = Node::of(current)?.child(part)?;
+        }
+        Some(match Node::of(current)? {
+            Node::Object(_) => Lookup::Object,
+            Node::Array(_) => Lookup::Array,
+            Node::Scalar(text) => Lookup::Scalar(text),
+        })
+    }
+
+    /// Calls `f` with the path parts and text of every scalar under this value,
+    /// in document order.
+    pub fn for_each_scalar(self, mut f: impl FnMut(&[Cow<'a, str>], Cow<'a, str>)) {
+        walk(self, &mut Vec::new(), &mut f);
     }
 }
 
@@ -121,43 +151,33 @@ impl Lookup<'_> {
     }
 }
 
-/// Follows a dotted path (`fields.author.username`, `fields.content.tags.0`:
-/// numeric parts index arrays) from `root`.
-pub(super) fn lookup<'a>(root: &'a RawValue, path: &str) -> Option<Lookup<'a>> {
-    let mut current = root;
-    for part in path.split('.') {
-        current = Node::of(current)?.child(part)?;
-    }
-    Some(match Node::of(current)? {
-        Node::Object(_) => Lookup::Object,
-        Node::Array(_) => Lookup::Array,
-        Node::Scalar(text) => Lookup::Scalar(text),
-    })
-}
-
-/// Calls `f` with the path parts and text of every scalar under `raw`, in
-/// document order.
-pub(super) fn walk<'a>(
-    raw: &'a RawValue,
+/// Calls `f` with the path parts and text of every scalar under `node`, in
+/// document order. Each level reads its members' text once more; the whole text
+/// is never read again from the start.
+fn walk<'a>(
+    node: Node<'a>,
     path: &mut Vec<Cow<'a, str>>,
     f: &mut impl FnMut(&[Cow<'a, str>], Cow<'a, str>),
 ) {
-    match Node::of(raw) {
-        Some(Node::Object(members)) => {
+    match node {
+        Node::Object(members) => {
             for (key, child) in members {
                 path.push(key);
-                walk(child, path, f);
+                if let Some(child) = Node::of(child) {
+                    walk(child, path, f);
+                }
                 path.pop();
             }
         }
-        Some(Node::Array(items)) => {
+        Node::Array(items) => {
             for (index, child) in items.into_iter().enumerate() {
                 path.push(Cow::Owned(index.to_string()));
-                walk(child, path, f);
+                if let Some(child) = Node::of(child) {
+                    walk(child, path, f);
+                }
                 path.pop();
             }
         }
-        Some(Node::Scalar(text)) => f(path, text),
-        None => {}
+        Node::Scalar(text) => f(path, text),
     }
 }
