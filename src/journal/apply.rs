@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::model::{Exit, RunEnd, RunId, RunOrigin, RunState};
+use super::schema::PENDING;
 
 /// One thing to write.
 #[derive(Debug)]
@@ -227,13 +228,13 @@ fn ensure_attempt(conn: &Connection, run: RunId, attempt: u32) -> rusqlite::Resu
              WHERE id = ?1 ORDER BY attempt DESC LIMIT 1",
         )?
         .execute(params![db_run(run), attempt])?;
-        conn.prepare_cached(
+        conn.prepare_cached(&format!(
             "UPDATE runs SET state = CASE state
                  WHEN 'running' THEN 'interrupted'
                  WHEN 'retrying' THEN 'failed'
                  ELSE 'dropped' END
-             WHERE id = ?1 AND attempt < ?2 AND state IN ('queued', 'running', 'retrying')",
-        )?
+             WHERE id = ?1 AND attempt < ?2 AND {PENDING}"
+        ))?
         .execute(params![db_run(run), attempt])?;
     }
     Ok(())

@@ -14,7 +14,7 @@ use super::error::{JournalError, sql, sqlite_failure};
 use super::files::{lock, move_aside, prepare_dir, secure_file};
 use super::handle::Journal;
 use super::model::{Pending, PendingKind, PendingRun, RunOrigin, StoredEvent};
-use super::schema;
+use super::schema::{self, PENDING};
 use super::seen::Seen;
 use super::time;
 use super::writer::{Shared, Writer};
@@ -259,13 +259,13 @@ fn check(conn: &Connection, path: &Path) -> Result<(), JournalError> {
 fn pending(conn: &Connection, path: &Path) -> Result<Pending, JournalError> {
     let started = Instant::now();
     let mut stmt = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT r.id, r.attempt, r.state, r.hook, r.origin,
                     e.id, e.type, e.received_ms, e.tlm
              FROM runs r JOIN events e ON e.id = r.event_id
-             WHERE r.state IN ('queued', 'running', 'retrying')
-             ORDER BY r.id",
-        )
+             WHERE {PENDING}
+             ORDER BY r.id"
+        ))
         .map_err(sql("reading pending runs", path))?;
     let mut rows = stmt.query([]).map_err(sql("reading pending runs", path))?;
     let mut events: HashMap<i64, Arc<StoredEvent>> = HashMap::new();

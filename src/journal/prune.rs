@@ -5,6 +5,8 @@
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
+use super::schema::PENDING;
+
 /// Events deleted per transaction.
 pub(crate) const CHUNK: usize = 2000;
 
@@ -27,8 +29,10 @@ pub(crate) struct Step {
     pub more: bool,
 }
 
-const KEEP_PENDING: &str = "NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id
-     AND r.state IN ('queued', 'running', 'retrying'))";
+/// An event none of whose runs is still to do.
+fn keep_pending() -> String {
+    format!("NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND {PENDING})")
+}
 
 /// Deletes one chunk: by age first, by count once nothing is too old. `None` when
 /// there is nothing to prune.
@@ -40,8 +44,9 @@ pub(crate) fn step(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut ids: Vec<i64> = tx
         .prepare_cached(&format!(
-            "SELECT id FROM events e WHERE received_ms < ?1 AND {KEEP_PENDING}
-             ORDER BY received_ms, id LIMIT ?2"
+            "SELECT id FROM events e WHERE received_ms < ?1 AND {}
+             ORDER BY received_ms, id LIMIT ?2",
+            keep_pending()
         ))?
         .query_map(params![cutoff_ms, CHUNK as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -56,8 +61,9 @@ pub(crate) fn step(
         limit = excess.min(CHUNK as u64);
         ids = tx
             .prepare_cached(&format!(
-                "SELECT id FROM events e WHERE {KEEP_PENDING}
-                 ORDER BY received_ms, id LIMIT ?1"
+                "SELECT id FROM events e WHERE {}
+                 ORDER BY received_ms, id LIMIT ?1",
+                keep_pending()
             ))?
             .query_map(params![limit as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;

@@ -12,7 +12,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use super::error::{JournalError, sql};
 use super::model::{Exit, RunId, RunOrigin, RunState, StoredEvent};
 use super::open::BUSY_TIMEOUT;
-use super::{schema, time};
+use super::schema::{self, FAILED};
+use super::time;
 
 /// A read-only view of the journal file.
 pub struct Reader {
@@ -139,8 +140,6 @@ const RECORD_COLUMNS: &str = "r.id, r.attempt, r.hook, r.event_id, coalesce(e.ty
      r.origin, r.state, r.queued_ms, r.started_ms, r.ended_ms, r.exit_code, r.signal,
      r.timed_out, r.reason";
 
-const FAILED_STATES: &str = "('failed', 'retrying', 'interrupted')";
-
 fn record(row: &Row) -> rusqlite::Result<RunRecord> {
     let exit = match (
         row.get::<_, Option<i32>>(10)?,
@@ -219,7 +218,7 @@ impl Reader {
                 "SELECT {RECORD_COLUMNS} FROM runs r LEFT JOIN events e ON e.id = r.event_id
                  WHERE (?1 IS NULL OR r.hook = ?1)
                    AND (?2 IS NULL OR r.event_id = ?2)
-                   AND (?3 = 0 OR r.state IN {FAILED_STATES})
+                   AND (?3 = 0 OR {FAILED})
                    AND (?4 IS NULL OR r.queued_ms >= ?4)
                  ORDER BY r.id DESC, r.attempt DESC
                  LIMIT ?5"
@@ -316,7 +315,7 @@ impl Reader {
         self.conn
             .prepare_cached(&format!(
                 "SELECT id, event_id, coalesce(ended_ms, started_ms, queued_ms), state
-                 FROM runs WHERE hook = ?1 AND state IN {FAILED_STATES}
+                 FROM runs WHERE hook = ?1 AND {FAILED}
                  ORDER BY id DESC, attempt DESC LIMIT 1"
             ))
             .and_then(|mut stmt| {
