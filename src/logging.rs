@@ -87,7 +87,7 @@ fn priorities() -> tracing_journald::PriorityMappings {
     }
 }
 
-fn is_run_span(meta: &Metadata<'_>) -> bool {
+pub(crate) fn is_run_span(meta: &Metadata<'_>) -> bool {
     meta.is_span() && meta.target() == RUN_TARGET
 }
 

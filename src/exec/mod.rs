@@ -242,13 +242,21 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     drop(spawning);
     let pidfd = child::open_pidfd(pid);
 
+    // The caller's span when it is this run's (the supervisor's launcher), else one
+    // of its own: a span is made once per run, not once per task of it.
+    let current = tracing::Span::current();
+    let span = if current.metadata().is_some_and(crate::logging::is_run_span) {
+        current
+    } else {
+        spec.label.span()
+    };
     let mut child = Child::new(pid, pidfd, started);
     if let (Some(stdin), Some(text)) = (std_child.stdin.take(), spec.stdin.clone()) {
         child.stdin_writer = pipe::Sender::from_owned_fd(OwnedFd::from(stdin))
             .ok()
             .map(|sender| {
                 tokio::spawn(
-                    io::feed_stdin(sender, text, spec.label.clone()).instrument(spec.label.span()),
+                    io::feed_stdin(sender, text, spec.label.clone()).instrument(span.clone()),
                 )
             });
     }
@@ -261,7 +269,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         if let Some(receiver) = fd.and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok()) {
             child.io.push(tokio::spawn(
                 io::log_output(receiver, stream, spec.label.clone(), budget.clone(), tail)
-                    .instrument(spec.label.span()),
+                    .instrument(span.clone()),
             ));
         }
     }

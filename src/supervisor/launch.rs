@@ -45,6 +45,9 @@ pub struct Attempt {
     pub coalesced: Vec<u64>,
     /// For a run of a failure hook: the run that failed (`TRACIM_FAILED_*`).
     pub failed: Option<Failed>,
+    /// The span of the attempt's records (see [`crate::logging::run_span`]): made
+    /// once, as its fields are formatted by the subscriber each time one is made.
+    pub span: tracing::Span,
 }
 
 /// A run that failed for good, as its failure hooks are told.
@@ -158,7 +161,7 @@ impl Launcher for ProcessLauncher {
     /// supervisor's caller never waits on process creation.
     fn launch(&self, attempt: Attempt, cancel: Cancel) -> Running {
         let inherited = self.inherited_env.clone();
-        let span = crate::logging::run_span(&attempt.hook.name, attempt.event.event_type());
+        let span = attempt.span.clone();
         let in_span = span.clone();
         Box::pin(async move {
             let hook = attempt.hook.clone();

@@ -292,7 +292,9 @@ impl Supervisor {
             replay: job.replay,
             coalesced: job.coalesced.clone(),
             failed: job.failed.clone(),
+            span: job.span(),
         };
+        let span = attempt.span.clone();
         self.inner.journal.started(job.id, attempt.number);
         let running = self
             .inner
@@ -302,16 +304,15 @@ impl Supervisor {
         let this = self.clone();
         tokio::spawn(async move {
             let result = running.await;
-            this.finished(job, result);
+            this.finished(job, result, span);
         });
     }
 
     /// Records a finished attempt: logs it, retries it, or frees its lane.
-    fn finished(&self, job: Job, result: Result<Outcome, RunError>) {
+    fn finished(&self, job: Job, result: Result<Outcome, RunError>, span: tracing::Span) {
         let hook = &job.hook;
         let event_id = job.event.id();
         let attempt = job.attempts_made + 1;
-        let span = job.span();
         if let Ok(outcome) = &result {
             if let Some((code, status)) = outcome.exit.as_systemd() {
                 crate::logging::record_exit(&span, code, status);
