@@ -10,6 +10,9 @@ pub(crate) struct Shape {
     pub(crate) dispatch: Vec<f64>,
     pub(crate) ceiling: Vec<f64>,
     pub(crate) ratio: Vec<f64>,
+    /// CPU time of this process (the runner's threads, not the hooks) per run:
+    /// (dispatch, ceiling) per rep.
+    pub(crate) cpu_per_run: Vec<(Duration, Duration)>,
 }
 
 #[derive(Default)]
@@ -152,11 +155,17 @@ pub(crate) async fn service_dispatch(
     blast(&runner.socket, templates, base, m, 1).await?;
     let ended = |s: &tracim_hooks::supervisor::Stats| s.succeeded + s.failed;
     let all_ended = || ended(&supervisor.stats()) >= ended(&before) + m as u64;
-    if wait_until(all_ended, Duration::from_secs(60) + Duration::from_millis(20 * m as u64))
-        .await
-        .is_none()
+    if wait_until(
+        all_ended,
+        Duration::from_secs(60) + Duration::from_millis(20 * m as u64),
+    )
+    .await
+    .is_none()
     {
-        return Err(format!("dispatch via the service: {:?} for {m} runs", supervisor.stats()));
+        return Err(format!(
+            "dispatch via the service: {:?} for {m} runs",
+            supervisor.stats()
+        ));
     }
     let wall = started.elapsed();
     let stats = supervisor.stats();
@@ -229,8 +238,11 @@ pub(crate) async fn bench_dispatch(
             file.display()
         );
         let tag = format!("user{p}");
-        let config = Config::parse(&dir.join("dispatch-user.toml"), &config_text(dir, &tag, &text))
-            .map_err(|e| e.to_string())?;
+        let config = Config::parse(
+            &dir.join("dispatch-user.toml"),
+            &config_text(dir, &tag, &text),
+        )
+        .map_err(|e| e.to_string())?;
         let hook = config.hooks[0].clone();
         let specs: Arc<Vec<Spec>> = Arc::new(
             events
@@ -238,25 +250,38 @@ pub(crate) async fn bench_dispatch(
                 .map(|e| hook_spec(&hook, e, "1", settings.env_budget, &inherited))
                 .collect(),
         );
-        let runner = Runner::start(dir, &tag, &text).await?;
+        let runner =
+            Runner::start_journal(dir, &tag, &text, std::env::var_os("NOJ").is_none()).await?;
         let templates = templates(&runner.master, tlms);
         spawn_ceiling(&specs, limits, round, p).await?;
         service_dispatch(&runner, &templates, round).await?;
         let mut shape = Shape {
-            label: format!("sh -c 'echo x >> FILE', output = \"log\", P={p}, via the service, journal on"),
+            label: format!(
+                "sh -c 'echo x >> FILE', output = \"log\", P={p}, via the service, journal on"
+            ),
             dispatch: Vec::new(),
             ceiling: Vec::new(),
             ratio: Vec::new(),
+            cpu_per_run: Vec::new(),
         };
         for _ in 0..opts.reps {
             let (mut ceiling, mut dispatch) = (Throughput::default(), Throughput::default());
+            let (mut cpu_ceiling, mut cpu_dispatch) = (Duration::ZERO, Duration::ZERO);
             for _ in 0..10 {
+                let t0 = self_cpu();
                 ceiling.add(spawn_ceiling(&specs, limits, round, p).await?);
+                let t1 = self_cpu();
                 dispatch.add(service_dispatch(&runner, &templates, round).await?);
+                cpu_ceiling += t1.saturating_sub(t0);
+                cpu_dispatch += self_cpu().saturating_sub(t1);
             }
             shape.ceiling.push(ceiling.rate());
             shape.dispatch.push(dispatch.rate());
             shape.ratio.push(dispatch.rate() / ceiling.rate());
+            shape.cpu_per_run.push((
+                cpu_dispatch / dispatch.runs.max(1) as u32,
+                cpu_ceiling / ceiling.runs.max(1) as u32,
+            ));
         }
         runner.stop().await?;
         fig.shapes.push(shape);

@@ -239,6 +239,17 @@ pub(crate) fn report(
             dur(d.service.max),
             dur(d.supervisor.max)
         );
+        for shape in &d.shapes {
+            println!(
+                "  {}: runner CPU per run (its threads, not the hook), dispatch / ceiling: {}",
+                shape.label,
+                list(&shape.cpu_per_run, |(a, b)| format!(
+                    "{} / {}",
+                    dur(Some(*a)),
+                    dur(Some(*b))
+                ))
+            );
+        }
     }
     for m in matching {
         println!(
