@@ -250,8 +250,7 @@ pub(crate) async fn bench_dispatch(
                 .map(|e| hook_spec(&hook, e, "1", settings.env_budget, &inherited))
                 .collect(),
         );
-        let runner =
-            Runner::start_journal(dir, &tag, &text, std::env::var_os("NOJ").is_none()).await?;
+        let runner = Runner::start(dir, &tag, &text).await?;
         let templates = templates(&runner.master, tlms);
         spawn_ceiling(&specs, limits, round, p).await?;
         service_dispatch(&runner, &templates, round).await?;
