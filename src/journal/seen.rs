@@ -10,65 +10,94 @@
 //! a run of consecutive numbers: a compressed bitmap keeps 100,000 of them in tens
 //! of KiB, where a hash set took a few MiB of the runner's resident memory.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use roaring::RoaringTreemap;
 
 /// How many ids are remembered when nothing is kept on disk.
 pub(crate) const RECENT_WITHOUT_JOURNAL: usize = 4096;
 
-#[derive(Debug, Default)]
-pub(crate) struct Seen {
-    ids: RoaringTreemap,
-    /// Arrival order, kept only when the set is bounded by count.
-    order: Option<VecDeque<u64>>,
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// The journal's ids.
+    Journal(RoaringTreemap),
+    /// The last ids, in arrival order. A window sliding over ids suits a hash set:
+    /// in the bitmap, each id let go would shift the others of its block.
+    Recent {
+        ids: HashSet<u64>,
+        order: VecDeque<u64>,
+    },
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen::Journal(RoaringTreemap::new())
+    }
 }
 
 impl Seen {
     /// A set mirroring the journal's events.
     pub(crate) fn from_journal(ids: RoaringTreemap) -> Seen {
-        Seen { ids, order: None }
+        Seen::Journal(ids)
     }
 
     /// A set of the last [`RECENT_WITHOUT_JOURNAL`] ids.
     pub(crate) fn recent() -> Seen {
-        Seen {
-            ids: RoaringTreemap::new(),
-            order: Some(VecDeque::new()),
+        Seen::Recent {
+            ids: HashSet::new(),
+            order: VecDeque::new(),
         }
     }
 
     /// True the first time an id is seen; remembers it.
     pub(crate) fn admit(&mut self, id: u64) -> bool {
-        if !self.ids.insert(id) {
-            return false;
-        }
-        if let Some(order) = &mut self.order {
-            order.push_back(id);
-            if order.len() > RECENT_WITHOUT_JOURNAL
-                && let Some(oldest) = order.pop_front()
-            {
-                self.ids.remove(oldest);
+        match self {
+            Seen::Journal(ids) => ids.insert(id),
+            Seen::Recent { ids, order } => {
+                if !ids.insert(id) {
+                    return false;
+                }
+                order.push_back(id);
+                if order.len() > RECENT_WITHOUT_JOURNAL
+                    && let Some(oldest) = order.pop_front()
+                {
+                    ids.remove(&oldest);
+                }
+                true
             }
         }
-        true
     }
 
     /// Whether an id is known, without admitting it.
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.ids.contains(id)
+        match self {
+            Seen::Journal(ids) => ids.contains(id),
+            Seen::Recent { ids, .. } => ids.contains(&id),
+        }
     }
 
     /// Forgets ids pruned from the journal.
-    pub(crate) fn forget(&mut self, ids: &[u64]) {
-        for &id in ids {
-            self.ids.remove(id);
+    pub(crate) fn forget(&mut self, pruned: &[u64]) {
+        match self {
+            Seen::Journal(ids) => {
+                for &id in pruned {
+                    ids.remove(id);
+                }
+            }
+            Seen::Recent { ids, .. } => {
+                for id in pruned {
+                    ids.remove(id);
+                }
+            }
         }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> u64 {
-        self.ids.len()
+        match self {
+            Seen::Journal(ids) => ids.len(),
+            Seen::Recent { ids, .. } => ids.len() as u64,
+        }
     }
 }
 
