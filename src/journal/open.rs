@@ -31,6 +31,9 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Larger pages hold several, and fewer writes carry the same rows.
 const PAGE_SIZE: u32 = 16384;
 
+/// How much the write-ahead log grows before it is copied into the file.
+const CHECKPOINT_BYTES: i64 = 4 * 1024 * 1024;
+
 /// The opened journal and what the previous life of the runner left to do.
 pub struct Opened {
     /// The handle to record with.
@@ -227,11 +230,19 @@ fn configure(conn: &Connection, path: &Path, sync: SyncMode) -> Result<(), Journ
         SyncMode::Normal => "NORMAL",
         SyncMode::Full => "FULL",
     };
-    // A small page cache: the writer appends, and idle memory counts.
+    // The file's own page size: a journal made before keeps its 4 KiB.
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(sql("reading the page size", path))?;
+    // A small page cache: the writer appends, and idle memory counts. The log is
+    // copied into the file every 4 MiB (SQLite counts pages, 1,000 by default: 16 MiB
+    // of 16 KiB pages), so that no one checkpoint holds the writer up for long.
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync};
          PRAGMA cache_size = -1024;
-         PRAGMA journal_size_limit = 16777216;"
+         PRAGMA wal_autocheckpoint = {};
+         PRAGMA journal_size_limit = 16777216;",
+        CHECKPOINT_BYTES / page_size.max(512)
     ))
     .map_err(sql("configuring", path))
 }
