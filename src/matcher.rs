@@ -46,6 +46,10 @@ fn split_negation(pattern: &str) -> (bool, &str) {
     }
 }
 
+/// The characters that make a pattern a glob: without any of them it matches one
+/// text, itself, and cannot fail to compile.
+const GLOB_SYNTAX: [char; 6] = ['*', '?', '[', '{', '}', '\\'];
+
 /// Checks one `on` pattern (with or without its `!`).
 pub fn check_type_pattern(pattern: &str) -> Result<(), PatternError> {
     let glob = split_negation(pattern).1;
@@ -55,7 +59,20 @@ pub fn check_type_pattern(pattern: &str) -> Result<(), PatternError> {
             message: format!("empty event type pattern `{pattern}`"),
         });
     }
+    if !glob.contains(GLOB_SYNTAX) {
+        return Ok(());
+    }
     compile(glob, Case::Sensitive).map(|_| ())
+}
+
+fn check_where_path(path: &str) -> Result<(), PatternError> {
+    if path.split('.').any(str::is_empty) {
+        return Err(PatternError {
+            pattern: path.to_owned(),
+            message: format!("bad `where` path `{path}`: parts are separated by single dots"),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -120,12 +137,7 @@ impl fmt::Display for ConditionFailure {
 impl Condition {
     /// Compiles a condition; the path must have no empty part.
     pub fn new(path: &str, globs: &[String], case: Case) -> Result<Condition, PatternError> {
-        if path.split('.').any(str::is_empty) {
-            return Err(PatternError {
-                pattern: path.to_owned(),
-                message: format!("bad `where` path `{path}`: parts are separated by single dots"),
-            });
-        }
+        check_where_path(path)?;
         let globs = globs
             .iter()
             .map(|text| {
@@ -141,6 +153,17 @@ impl Condition {
             path: path.to_owned(),
             globs,
         })
+    }
+
+    /// What [`Condition::new`] would refuse, found without compiling the globs'
+    /// regexes (globset's `compile_matcher` cannot fail once the glob parsed): a
+    /// config load checks every hook, and only the matcher needs them compiled.
+    pub fn check_syntax(path: &str, globs: &[String], case: Case) -> Result<(), PatternError> {
+        check_where_path(path)?;
+        for text in globs {
+            compile(split_negation(text).1, case)?;
+        }
+        Ok(())
     }
 
     /// The dotted path.
@@ -609,9 +632,20 @@ mod tests {
 
     #[test]
     fn bad_where_paths_are_refused() {
-        assert!(Condition::new("fields..x", &["a".into()], Case::Sensitive).is_err());
-        assert!(Condition::new("fields.x", &["a[".into()], Case::Sensitive).is_err());
+        let case = Case::Sensitive;
+        for (path, glob) in [("fields..x", "a"), ("fields.x", "a["), ("x", "!a{b,c")] {
+            let globs = [glob.to_owned()];
+            let refused = Condition::new(path, &globs, case).unwrap_err().message;
+            let checked = Condition::check_syntax(path, &globs, case).unwrap_err();
+            assert_eq!(checked.message, refused);
+        }
+        let globs = ["!a*".to_owned(), "[a-c]{x,y}".to_owned()];
+        assert!(Condition::new("fields.x", &globs, Case::Insensitive).is_ok());
+        assert!(Condition::check_syntax("fields.x", &globs, Case::Insensitive).is_ok());
         assert!(check_type_pattern("!").is_err());
         assert!(check_type_pattern("a{b").is_err());
+        assert!(check_type_pattern("a}b").is_err());
+        assert!(check_type_pattern("a\\").is_err());
+        assert!(check_type_pattern("a]b,c").is_ok());
     }
 }
