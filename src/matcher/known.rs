@@ -113,9 +113,11 @@ pub fn unknown_type_patterns<'a>(
         regexes.push(compiled.regex().to_owned());
         users.push(vec![index]);
     }
-    for hit in hits_in_chunks(&regexes, &known) {
-        for &index in &users[hit] {
-            matched[index] = true;
+    for (chunk, regexes) in regexes.chunks(CHUNK).enumerate() {
+        for hit in known_hits(regexes, &known) {
+            for &index in &users[chunk * CHUNK + hit] {
+                matched[index] = true;
+            }
         }
     }
     patterns
@@ -142,51 +144,6 @@ fn could_match_one_of(glob: &str, types: &[String]) -> bool {
     types
         .iter()
         .any(|t| t.len() >= head.len() + tail.len() && t.starts_with(head) && t.ends_with(tail))
-}
-
-/// Which of these regexes match at least one of the types, by index, a chunk at
-/// a time on every core: the chunks have nothing in common, and compiling their
-/// regexes is most of the time `check` takes for many globs.
-fn hits_in_chunks(regexes: &[String], types: &[String]) -> Vec<usize> {
-    let chunks: Vec<(usize, &[String])> = regexes
-        .chunks(CHUNK)
-        .enumerate()
-        .map(|(i, chunk)| (i * CHUNK, chunk))
-        .collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(chunks.len());
-    let work = |first: usize| -> Vec<usize> {
-        chunks
-            .iter()
-            .skip(first)
-            .step_by(threads.max(1))
-            .flat_map(|&(start, chunk)| {
-                known_hits(chunk, types)
-                    .into_iter()
-                    .map(move |hit| start + hit)
-            })
-            .collect()
-    };
-    if threads <= 1 {
-        return work(0);
-    }
-    std::thread::scope(|scope| {
-        let others: Vec<_> = (1..threads)
-            .map(|first| scope.spawn(move || work(first)))
-            .collect();
-        let mut hits = work(0);
-        for other in others {
-            // A panic in a chunk's thread is one in the regex engine: passed on,
-            // as it would be without threads.
-            hits.extend(
-                other
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        hits
-    })
 }
 
 /// Which of these regexes match at least one of the types, by index.
