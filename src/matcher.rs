@@ -14,6 +14,9 @@ use tracim_daemon_sdk::protocol::{Event, Lookup};
 
 use crate::hook::{Case, Hook};
 
+mod known;
+pub use known::{CONTENT_TYPES, ENTITIES, OPERATIONS, known_event_types, unknown_type_patterns};
+
 /// A pattern that does not compile.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -43,6 +46,10 @@ fn split_negation(pattern: &str) -> (bool, &str) {
     }
 }
 
+/// The characters that make a pattern a glob: without any of them it matches one
+/// text, itself, and cannot fail to compile.
+const GLOB_SYNTAX: [char; 6] = ['*', '?', '[', '{', '}', '\\'];
+
 /// Checks one `on` pattern (with or without its `!`).
 pub fn check_type_pattern(pattern: &str) -> Result<(), PatternError> {
     let glob = split_negation(pattern).1;
@@ -52,107 +59,20 @@ pub fn check_type_pattern(pattern: &str) -> Result<(), PatternError> {
             message: format!("empty event type pattern `{pattern}`"),
         });
     }
+    if !glob.contains(GLOB_SYNTAX) {
+        return Ok(());
+    }
     compile(glob, Case::Sensitive).map(|_| ())
 }
 
-/// Tracim's entity types (see "The TracimDaemon protocol" in the README).
-pub const ENTITIES: [&str; 10] = [
-    "user",
-    "workspace",
-    "workspace_member",
-    "content",
-    "mention",
-    "reaction",
-    "workspace_subscription",
-    "tag",
-    "content_tag",
-    "user_call",
-];
-/// Tracim's operations, the second part of an event type.
-pub const OPERATIONS: [&str; 6] = [
-    "created",
-    "modified",
-    "deleted",
-    "undeleted",
-    "moved",
-    "copied",
-];
-/// Content types, the sub type of `content.*` events.
-pub const CONTENT_TYPES: [&str; 7] = [
-    "html-document",
-    "file",
-    "folder",
-    "thread",
-    "comment",
-    "kanban",
-    "todo",
-];
-
-/// The event types Tracim sends today. Tracim adds types over versions, so this
-/// only serves warnings, never refusals.
-pub fn known_event_types() -> Vec<String> {
-    let mut types = Vec::new();
-    for entity in ENTITIES {
-        for operation in OPERATIONS {
-            types.push(format!("{entity}.{operation}"));
-            if entity == "content" {
-                types.extend(
-                    CONTENT_TYPES
-                        .iter()
-                        .map(|sub| format!("{entity}.{operation}.{sub}")),
-                );
-            }
-        }
+fn check_where_path(path: &str) -> Result<(), PatternError> {
+    if path.split('.').any(str::is_empty) {
+        return Err(PatternError {
+            pattern: path.to_owned(),
+            message: format!("bad `where` path `{path}`: parts are separated by single dots"),
+        });
     }
-    types
-}
-
-/// The `on` patterns (their `!` aside) that match no event type Tracim sends
-/// today, as `(index in patterns, pattern)`: a typo such as `mentions.created`
-/// would otherwise go unnoticed. The patterns go into glob sets of a few hundred,
-/// so checking 200,000 of them costs a few hundred compilations, not one each.
-pub fn unknown_type_patterns<'a>(
-    patterns: impl IntoIterator<Item = &'a str>,
-) -> Vec<(usize, &'a str)> {
-    // Sets of a few hundred: building one set's automaton costs more than
-    // linearly in its size, so 200,000 patterns in one set would be slow.
-    const CHUNK: usize = 512;
-    let patterns: Vec<&str> = patterns.into_iter().collect();
-    let known = known_event_types();
-    let known_set: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
-    let mut matched = vec![false; patterns.len()];
-    // A pattern with no glob syntax is a type: looked up, not compiled.
-    let mut globs = Vec::new();
-    for (index, pattern) in patterns.iter().enumerate() {
-        let glob = split_negation(pattern).1;
-        if glob.contains(['*', '?', '[', '{', '\\']) {
-            globs.push(index);
-        } else {
-            matched[index] = known_set.contains(glob);
-        }
-    }
-    for chunk in globs.chunks(CHUNK) {
-        let mut builder = GlobSetBuilder::new();
-        let mut compiled = Vec::with_capacity(chunk.len());
-        for &index in chunk {
-            // One that does not compile was refused at load; it matches nothing here.
-            if let Ok(glob) = compile(split_negation(patterns[index]).1, Case::Sensitive) {
-                builder.add(glob);
-                compiled.push(index);
-            }
-        }
-        let Ok(set) = builder.build() else { continue };
-        for event_type in &known {
-            for hit in set.matches(event_type) {
-                matched[compiled[hit]] = true;
-            }
-        }
-    }
-    patterns
-        .into_iter()
-        .enumerate()
-        .filter(|(index, _)| !matched[*index])
-        .collect()
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -217,12 +137,7 @@ impl fmt::Display for ConditionFailure {
 impl Condition {
     /// Compiles a condition; the path must have no empty part.
     pub fn new(path: &str, globs: &[String], case: Case) -> Result<Condition, PatternError> {
-        if path.split('.').any(str::is_empty) {
-            return Err(PatternError {
-                pattern: path.to_owned(),
-                message: format!("bad `where` path `{path}`: parts are separated by single dots"),
-            });
-        }
+        check_where_path(path)?;
         let globs = globs
             .iter()
             .map(|text| {
@@ -238,6 +153,17 @@ impl Condition {
             path: path.to_owned(),
             globs,
         })
+    }
+
+    /// What [`Condition::new`] would refuse, found without compiling the globs'
+    /// regexes (globset's `compile_matcher` cannot fail once the glob parsed): a
+    /// config load checks every hook, and only the matcher needs them compiled.
+    pub fn check_syntax(path: &str, globs: &[String], case: Case) -> Result<(), PatternError> {
+        check_where_path(path)?;
+        for text in globs {
+            compile(split_negation(text).1, case)?;
+        }
+        Ok(())
     }
 
     /// The dotted path.
@@ -705,39 +631,21 @@ mod tests {
     }
 
     #[test]
-    fn typos_in_types_are_noticed() {
-        let patterns = [
-            "mention.created",
-            "content.*.html-document",
-            "!user.*",
-            "mentions.created",
-            "TAG.created",
-        ];
-        assert_eq!(
-            unknown_type_patterns(patterns),
-            [(3, "mentions.created"), (4, "TAG.created")]
-        );
-        // Every sample's type is known.
-        let samples: Vec<String> =
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/samples"))
-                .unwrap()
-                .filter_map(|e| {
-                    let name = e.unwrap().file_name().into_string().unwrap();
-                    name.strip_suffix(".json").map(str::to_owned)
-                })
-                .collect();
-        assert_eq!(samples.len(), 18);
-        assert_eq!(
-            unknown_type_patterns(samples.iter().map(String::as_str)),
-            []
-        );
-    }
-
-    #[test]
     fn bad_where_paths_are_refused() {
-        assert!(Condition::new("fields..x", &["a".into()], Case::Sensitive).is_err());
-        assert!(Condition::new("fields.x", &["a[".into()], Case::Sensitive).is_err());
+        let case = Case::Sensitive;
+        for (path, glob) in [("fields..x", "a"), ("fields.x", "a["), ("x", "!a{b,c")] {
+            let globs = [glob.to_owned()];
+            let refused = Condition::new(path, &globs, case).unwrap_err().message;
+            let checked = Condition::check_syntax(path, &globs, case).unwrap_err();
+            assert_eq!(checked.message, refused);
+        }
+        let globs = ["!a*".to_owned(), "[a-c]{x,y}".to_owned()];
+        assert!(Condition::new("fields.x", &globs, Case::Insensitive).is_ok());
+        assert!(Condition::check_syntax("fields.x", &globs, Case::Insensitive).is_ok());
         assert!(check_type_pattern("!").is_err());
         assert!(check_type_pattern("a{b").is_err());
+        assert!(check_type_pattern("a}b").is_err());
+        assert!(check_type_pattern("a\\").is_err());
+        assert!(check_type_pattern("a]b,c").is_ok());
     }
 }

@@ -43,6 +43,9 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "5 match, 1 hooks",
         "match, 100 hooks",
         "6 tracim stream: ",
+        "`tracim-hooks check`, 10,000 hooks, distinct globs",
+        "`tracim-hooks check`, 10,000 hooks, plain event types",
+        "`tracim-hooks check`, 10,000 hooks, globs that each need their regex",
     ] {
         assert!(stdout.contains(figure), "no {figure:?} in:\n{stdout}");
     }

@@ -198,6 +198,49 @@ fn test_reads_stdin_and_fails_on_bad_input_or_failed_hooks() {
     );
 }
 
+/// Typos in globs too, each under its own hook with the hook's line; a glob
+/// that matches a type (or whose `!` excludes one) is not pointed out.
+#[test]
+fn check_points_at_globs_that_match_no_type_under_their_hook() {
+    let place = Place::new();
+    let hooks = "[[hook]]\nname = \"fine\"\non = [\"content.*\", \"!content.*.comment\"]\nrun = \"true\"\n\n\
+                 [[hook]]\nname = \"typos\"\non = [\"{mention,reactions}.created\", \"content.*.html-documents\", \"*.deleted\"]\nrun = \"true\"\n\n\
+                 [[hook]]\nname = \"excluded\"\non = [\"!user.*\", \"!usr.*\"]\nrun = \"true\"\n";
+    let config = place.write_raw_config(hooks);
+    let output = run(&["--config", config.to_str().unwrap(), "check"], &[]);
+    assert!(output.status.success(), "{}", output.stderr);
+    let stdout = output.stdout;
+    let block = |name: &str| {
+        let start = stdout
+            .find(&format!("hook `{name}`"))
+            .unwrap_or_else(|| panic!("no hook {name}: {stdout}"));
+        let end = stdout[start + 1..]
+            .find("\nhook `")
+            .map_or(stdout.len(), |e| start + 1 + e);
+        stdout[start..end].to_owned()
+    };
+    let warnings = |name: &str| -> Vec<String> {
+        block(name)
+            .lines()
+            .filter(|l| l.contains("warning"))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+    assert!(
+        block("typos").starts_with("hook `typos` (line 6)"),
+        "{stdout}"
+    );
+    assert_eq!(warnings("fine"), Vec::<String>::new());
+    assert_eq!(
+        warnings("typos"),
+        ["warning: `content.*.html-documents` matches no event type Tracim sends today"]
+    );
+    assert_eq!(
+        warnings("excluded"),
+        ["warning: `!usr.*` matches no event type Tracim sends today"]
+    );
+}
+
 #[test]
 fn check_lists_hooks_and_points_at_mistakes() {
     let place = Place::new();

@@ -58,7 +58,9 @@ use tracim_daemon_sdk::sim::{self, SimDaemon, SimOptions};
 use tracim_hooks::config::Config;
 use tracim_hooks::exec::{self, Limits, Spec};
 use tracim_hooks::hook::Hook;
-use tracim_hooks::matcher::{CONTENT_TYPES as SUBTYPES, ENTITIES, Matcher, OPERATIONS};
+use tracim_hooks::matcher::{
+    CONTENT_TYPES as SUBTYPES, ENTITIES, Matcher, OPERATIONS, known_event_types,
+};
 use tracim_hooks::notify::Notifier;
 use tracim_hooks::service::{Control, Handle, Service};
 use tracim_hooks::supervisor::{Settings, Supervisor, hook_spec};

@@ -106,19 +106,70 @@ pub(crate) fn bench_matching(
     Ok(out)
 }
 
-/// `tracim-hooks check` on a config of `n` hooks (the real binary, as a user
-/// runs it): the median wall time of `reps` runs, for each `n`.
-pub(crate) fn bench_check(opts: &Opts, dir: &Path) -> Result<Vec<(usize, Duration)>, String> {
+/// The configs `check` is timed on: what their `on` patterns are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CheckKind {
+    /// [`matching_hooks`]: mostly distinct globs, as in figure 5.
+    Globs,
+    /// Event types without glob syntax, each a type Tracim sends.
+    Types,
+    /// Distinct globs whose literal beginning and end some type has, so that
+    /// each needs its regex to tell (half of them match a type).
+    RegexGlobs,
+}
+
+impl CheckKind {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            CheckKind::Globs => "distinct globs",
+            CheckKind::Types => "plain event types",
+            CheckKind::RegexGlobs => "globs that each need their regex",
+        }
+    }
+
+    fn hooks(self, n: usize) -> String {
+        let types = known_event_types();
+        let mut text = match self {
+            CheckKind::Globs => return matching_hooks(n),
+            _ => String::new(),
+        };
+        for i in 0..n {
+            let on = match self {
+                CheckKind::Types => types[i % types.len()].clone(),
+                _ => match i % 4 {
+                    0 => format!("content.{{created,modified{i}}}.file"),
+                    1 => format!("{{user,tag}}.created{i}*"),
+                    2 => format!("*.{{deleted,x{i}}}"),
+                    _ => format!("content.*{i}*.file"),
+                },
+            };
+            let _ = writeln!(
+                text,
+                "[[hook]]\nname = \"h{i}\"\non = \"{on}\"\nexec = [\"true\"]\n"
+            );
+        }
+        text
+    }
+}
+
+/// `tracim-hooks check` on configs of `n` hooks (the real binary, as a user
+/// runs it): the median wall time of `reps` runs, for each kind and `n`.
+pub(crate) fn bench_check(
+    opts: &Opts,
+    dir: &Path,
+) -> Result<Vec<(CheckKind, usize, Duration)>, String> {
     let bin = runner_binary(opts)?;
-    let sizes: &[usize] = if opts.quick {
-        &[1_000, 10_000]
-    } else {
-        &[10_000, 200_000]
-    };
+    let big = if opts.quick { 10_000 } else { 200_000 };
+    let runs = [
+        (CheckKind::Globs, if opts.quick { 1_000 } else { 10_000 }),
+        (CheckKind::Globs, big),
+        (CheckKind::Types, big),
+        (CheckKind::RegexGlobs, big),
+    ];
     let mut out = Vec::new();
-    for &n in sizes {
-        let path = dir.join(format!("check{n}.toml"));
-        std::fs::write(&path, config_text(dir, "check", &matching_hooks(n)))
+    for (kind, n) in runs {
+        let path = dir.join(format!("check-{kind:?}-{n}.toml"));
+        std::fs::write(&path, config_text(dir, "check", &kind.hooks(n)))
             .map_err(|e| e.to_string())?;
         let mut times = Vec::new();
         for _ in 0..opts.reps.max(1) {
@@ -129,11 +180,11 @@ pub(crate) fn bench_check(opts: &Opts, dir: &Path) -> Result<Vec<(usize, Duratio
                 .status()
                 .map_err(|e| e.to_string())?;
             if !status.success() {
-                return Err(format!("check on {n} hooks failed"));
+                return Err(format!("check on {n} hooks ({}) failed", kind.describe()));
             }
             times.push(started.elapsed());
         }
-        out.extend(median_duration(&times).map(|t| (n, t)));
+        out.extend(median_duration(&times).map(|t| (kind, n, t)));
     }
     Ok(out)
 }

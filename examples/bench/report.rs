@@ -35,7 +35,7 @@ pub(crate) fn report(
     dispatch: Option<&Dispatch>,
     child: Option<&ChildProcess>,
     matching: &[Matching],
-    checks: &[(usize, Duration)],
+    checks: &[(CheckKind, usize, Duration)],
 ) {
     let mut rows = Vec::new();
     let mut add = |figure: String, value: String, target| rows.push(Row(figure, value, target));
@@ -176,9 +176,13 @@ pub(crate) fn report(
             Some(("< 5 µs", per.map(|p| p < TARGET_MATCH))),
         );
     }
-    for &(n, took) in checks {
+    for &(kind, n, took) in checks {
         add(
-            format!("  `tracim-hooks check`, {} hooks", thousands(n as f64)),
+            format!(
+                "  `tracim-hooks check`, {} hooks, {}",
+                thousands(n as f64),
+                kind.describe()
+            ),
             dur(Some(took)),
             (n == 200_000).then_some(("< 5 s", Some(took < TARGET_CHECK_200K))),
         );

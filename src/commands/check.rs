@@ -94,7 +94,9 @@ async fn online_check(settings: &TracimSettings) -> Result<(), Failure> {
 /// Lists what the config will do.
 fn list(path: &Path, config: &Config) -> Result<(), Failure> {
     let d = config::format_duration;
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout alone flushes at every line, a write(2) each, which
+    // for 200,000 hooks was a tenth of the time.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let count = config.hooks.len();
     let _ = writeln!(
         out,
@@ -192,5 +194,6 @@ fn list(path: &Path, config: &Config) -> Result<(), Failure> {
             );
         }
     }
+    let _ = out.flush();
     Ok(())
 }

@@ -176,10 +176,10 @@ impl<'a> Parser<'a> {
             let mut leaves = Vec::new();
             self.where_leaves(String::new(), value, hook_name, &mut leaves);
             for (path, globs, span) in leaves {
-                // Compiled here only to report a bad glob at its place; the
-                // matcher compiles the conditions it runs.
-                match Condition::new(&path, &globs, where_case) {
-                    Ok(_) => conditions.push(Where { path, globs }),
+                // Checked here to report a bad glob at its place; the matcher
+                // compiles the conditions it runs.
+                match Condition::check_syntax(&path, &globs, where_case) {
+                    Ok(()) => conditions.push(Where { path, globs }),
                     Err(PatternError { message, .. }) => {
                         self.problem(span, hook_name, message);
                         ok = false;
