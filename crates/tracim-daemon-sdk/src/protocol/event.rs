@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::DecodeError;
-use super::raw::{Lookup, Node};
+use super::raw::{self, Lookup, Node};
 use super::shape::TlmShape;
 
 /// A Tracim Live Message, decoded. Unknown keys are kept in `extra`, since Tracim
@@ -146,10 +146,8 @@ impl Event {
 
     /// Calls `f` with the path and text of every scalar of the event, in the
     /// order of its text (texts as [`Event::lookup`] gives them).
-    pub fn for_each_scalar<'a>(&'a self, f: impl FnMut(&[Cow<'a, str>], Cow<'a, str>)) {
-        if let Some(top) = self.top_level() {
-            top.for_each_scalar(f);
-        }
+    pub fn for_each_scalar<'a>(&'a self, mut f: impl FnMut(&[Cow<'a, str>], Cow<'a, str>)) {
+        raw::for_each_scalar(&self.inner.raw, &mut f);
     }
 
     /// The event's top-level object, read once: for several lookups and a walk

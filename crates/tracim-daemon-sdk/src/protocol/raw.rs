@@ -77,12 +77,6 @@ impl<'a> Node<'a> {
             Node::Scalar(text) => Lookup::Scalar(text),
         })
     }
-
-    /// Calls `f` with the path parts and text of every scalar under this value,
-    /// in document order.
-    pub fn for_each_scalar(self, mut f: impl FnMut(&[Cow<'a, str>], Cow<'a, str>)) {
-        walk(self, &mut Vec::new(), &mut f);
-    }
 }
 
 /// An object's members in document order (a map type would sort or hash them).
@@ -151,33 +145,149 @@ impl Lookup<'_> {
     }
 }
 
-/// Calls `f` with the path parts and text of every scalar under `node`, in
-/// document order. Each level reads its members' text once more; the whole text
-/// is never read again from the start.
-fn walk<'a>(
-    node: Node<'a>,
-    path: &mut Vec<Cow<'a, str>>,
+/// Calls `f` with the path parts and text of every scalar of `text`, in document
+/// order, reading the text once. `text` is one JSON value already checked by
+/// serde_json (so its nesting is bounded); what does not scan (which checked text
+/// never does) ends the walk early.
+///
+/// Written by hand because reading it through serde would cost a pass per level
+/// of nesting (each value taken as a `RawValue`, then read again): no decoder
+/// walks a value once while keeping each number's text as written.
+pub(super) fn for_each_scalar<'a>(
+    text: &'a str,
     f: &mut impl FnMut(&[Cow<'a, str>], Cow<'a, str>),
 ) {
-    match node {
-        Node::Object(members) => {
-            for (key, child) in members {
-                path.push(key);
-                if let Some(child) = Node::of(child) {
-                    walk(child, path, f);
+    let mut scanner = Scanner { text, pos: 0 };
+    let _ = scanner.value(&mut Vec::new(), f);
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Takes `byte` (after white space), or fails.
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.skip_space();
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn value(
+        &mut self,
+        path: &mut Vec<Cow<'a, str>>,
+        f: &mut impl FnMut(&[Cow<'a, str>], Cow<'a, str>),
+    ) -> Option<()> {
+        self.skip_space();
+        match self.peek()? {
+            b'{' => {
+                self.pos += 1;
+                self.skip_space();
+                if self.peek()? == b'}' {
+                    self.pos += 1;
+                    return Some(());
                 }
-                path.pop();
+                loop {
+                    self.skip_space();
+                    let key = self.string()?;
+                    self.expect(b':')?;
+                    path.push(key);
+                    self.value(path, f)?;
+                    path.pop();
+                    if !self.more(b'}')? {
+                        return Some(());
+                    }
+                }
+            }
+            b'[' => {
+                self.pos += 1;
+                self.skip_space();
+                if self.peek()? == b']' {
+                    self.pos += 1;
+                    return Some(());
+                }
+                for index in 0usize.. {
+                    path.push(Cow::Owned(index.to_string()));
+                    self.value(path, f)?;
+                    path.pop();
+                    if !self.more(b']')? {
+                        break;
+                    }
+                }
+                Some(())
+            }
+            b'"' => {
+                let text = self.string()?;
+                f(path, text);
+                Some(())
+            }
+            _ => {
+                // A number, `true`, `false` or `null`: up to the next delimiter.
+                let start = self.pos;
+                while let Some(b) = self.peek() {
+                    if matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+                let literal = self.text.get(start..self.pos)?;
+                f(
+                    path,
+                    Cow::Borrowed(if literal == "null" { "" } else { literal }),
+                );
+                Some(())
             }
         }
-        Node::Array(items) => {
-            for (index, child) in items.into_iter().enumerate() {
-                path.push(Cow::Owned(index.to_string()));
-                if let Some(child) = Node::of(child) {
-                    walk(child, path, f);
+    }
+
+    /// After a member or item: true at a `,`, false at the `close` that ends it.
+    fn more(&mut self, close: u8) -> Option<bool> {
+        self.skip_space();
+        let b = self.peek()?;
+        self.pos += 1;
+        match b {
+            b',' => Some(true),
+            b if b == close => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A string at the cursor, unescaped; borrowed from the text when it has no escape.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.pos;
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let bytes = self.text.as_bytes();
+        let mut i = start + 1;
+        let mut escaped = false;
+        loop {
+            match bytes.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
                 }
-                path.pop();
+                _ => i += 1,
             }
         }
-        Node::Scalar(text) => f(path, text),
+        self.pos = i + 1;
+        if escaped {
+            serde_json::from_str::<String>(self.text.get(start..=i)?)
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            self.text.get(start + 1..i).map(Cow::Borrowed)
+        }
     }
 }

@@ -271,3 +271,39 @@ fn numbers_keep_their_json_text_and_none_is_refused() {
         Some("1e400")
     );
 }
+
+#[test]
+fn every_scalar_is_walked_once_in_order_with_its_text() {
+    let text = " {\"event_id\" : 12 , \"event_type\":\"content.created.file\",
+        \"fields\": {\"a\\\"b\": [1E2, -0, {\"x\": null, \"y\": [[], {}]}, \"t\\u00e9\\n\"],
+        \"empty\": {}, \"ok\": true, \"no\":false, \"n\": 1.5e-3,
+        \"s\": \"plain\", \"\": \"\"}} ";
+    let event = Event::from_text(text.to_owned()).unwrap();
+    let mut seen = Vec::new();
+    event.for_each_scalar(|path, value| {
+        seen.push((path.join("."), value.into_owned()));
+    });
+    let expected = [
+        ("event_id", "12"),
+        ("event_type", "content.created.file"),
+        ("fields.a\"b.0", "1E2"),
+        ("fields.a\"b.1", "-0"),
+        ("fields.a\"b.2.x", ""),
+        ("fields.a\"b.3", "té\n"),
+        ("fields.ok", "true"),
+        ("fields.no", "false"),
+        ("fields.n", "1.5e-3"),
+        ("fields.s", "plain"),
+        ("fields.", ""),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(p, v)| (p.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(seen, expected);
+    // Each scalar's text is what a lookup of its path gives.
+    assert_eq!(
+        event.lookup("fields.n"),
+        Some(Lookup::Scalar("1.5e-3".into()))
+    );
+}
