@@ -299,7 +299,16 @@ fn a_clean_stop_leaves_queued_retrying_and_running_work_for_the_next_start() {
     journal.close().unwrap();
 
     let reader = Reader::open(&path).unwrap();
+    // Attempts started and ended before a commit (one write) keep both times.
+    let one = reader.event(1).unwrap().unwrap();
+    let record = &one.runs[0].record;
+    assert_eq!(record.state, RunState::Ok);
+    assert!(
+        record.started_at.is_some() && record.started_at <= record.ended_at,
+        "{record:?}"
+    );
     let two = reader.event(2).unwrap().unwrap();
+    assert!(two.runs[1].record.started_at.is_some(), "{:?}", two.runs[1]);
     let states: Vec<_> = two
         .runs
         .iter()

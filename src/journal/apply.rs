@@ -3,6 +3,7 @@
 //! Every statement is idempotent (insert-or-ignore, updates keyed by run and
 //! attempt), so that a batch rolled back by a failure can simply be applied again.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -73,6 +74,16 @@ pub(crate) fn db_run(run: RunId) -> i64 {
 /// Applies a batch in one transaction; returns how many events it added.
 pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // An attempt that starts and ends within one batch (most short runs do) is
+    // written once, by its end, which takes its start time along.
+    let ended_here: HashSet<(RunId, u32)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Ended { run, attempt, .. } => Some((*run, *attempt)),
+            _ => None,
+        })
+        .collect();
+    let mut started_here: HashMap<(RunId, u32), i64> = HashMap::new();
     let mut added = 0;
     let mut last_event = None::<i64>;
     let mut last_run = None::<i64>;
@@ -114,6 +125,10 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                 attempt,
                 at_ms,
             } => {
+                if ended_here.contains(&(*run, *attempt)) {
+                    started_here.insert((*run, *attempt), *at_ms);
+                    continue;
+                }
                 ensure_attempt(&tx, *run, *attempt)?;
                 tx.prepare_cached(
                     "UPDATE runs SET state = 'running', started_ms = ?3
@@ -135,7 +150,8 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                 };
                 tx.prepare_cached(
                     "UPDATE runs SET state = ?3, ended_ms = ?4, exit_code = ?5, signal = ?6,
-                         timed_out = ?7, stdout_tail = ?8, stderr_tail = ?9, reason = ?10
+                         timed_out = ?7, stdout_tail = ?8, stderr_tail = ?9, reason = ?10,
+                         started_ms = coalesce(?11, started_ms)
                      WHERE id = ?1 AND attempt = ?2",
                 )?
                 .execute(params![
@@ -148,7 +164,8 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                     end.timed_out,
                     end.stdout_tail,
                     end.stderr_tail,
-                    reason
+                    reason,
+                    started_here.get(&(*run, *attempt))
                 ])?;
             }
             Op::Mark { key, value } => match value {
