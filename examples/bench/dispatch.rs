@@ -13,6 +13,9 @@ pub(crate) struct Shape {
     /// CPU time of this process (the runner's threads, not the hooks) per run:
     /// (dispatch, ceiling) per rep.
     pub(crate) cpu_per_run: Vec<(Duration, Duration)>,
+    /// Of the dispatch's CPU per run: the simulated daemon's thread sending the
+    /// events, and the journal's writer thread, per rep.
+    pub(crate) daemon_and_journal: Vec<(Duration, Duration)>,
 }
 
 #[derive(Default)]
@@ -262,17 +265,22 @@ pub(crate) async fn bench_dispatch(
             ceiling: Vec::new(),
             ratio: Vec::new(),
             cpu_per_run: Vec::new(),
+            daemon_and_journal: Vec::new(),
         };
         for _ in 0..opts.reps {
             let (mut ceiling, mut dispatch) = (Throughput::default(), Throughput::default());
             let (mut cpu_ceiling, mut cpu_dispatch) = (Duration::ZERO, Duration::ZERO);
+            let (mut cpu_daemon, mut cpu_journal) = (Duration::ZERO, Duration::ZERO);
             for _ in 0..10 {
                 let t0 = self_cpu();
                 ceiling.add(spawn_ceiling(&specs, limits, round, p).await?);
                 let t1 = self_cpu();
+                let (d1, j1) = (thread_cpu("daemon-side"), thread_cpu("journal-writer"));
                 dispatch.add(service_dispatch(&runner, &templates, round).await?);
                 cpu_ceiling += t1.saturating_sub(t0);
                 cpu_dispatch += self_cpu().saturating_sub(t1);
+                cpu_daemon += thread_cpu("daemon-side").saturating_sub(d1);
+                cpu_journal += thread_cpu("journal-writer").saturating_sub(j1);
             }
             shape.ceiling.push(ceiling.rate());
             shape.dispatch.push(dispatch.rate());
@@ -281,6 +289,10 @@ pub(crate) async fn bench_dispatch(
                 cpu_dispatch / dispatch.runs.max(1) as u32,
                 cpu_ceiling / ceiling.runs.max(1) as u32,
             ));
+            let runs = dispatch.runs.max(1) as u32;
+            shape
+                .daemon_and_journal
+                .push((cpu_daemon / runs, cpu_journal / runs));
         }
         runner.stop().await?;
         fig.shapes.push(shape);

@@ -245,9 +245,15 @@ pub(crate) fn report(
         );
         for shape in &d.shapes {
             println!(
-                "  {}: runner CPU per run (its threads, not the hook), dispatch / ceiling: {}",
+                "  {}: runner CPU per run (its threads, not the hook), dispatch / ceiling: {}; \
+                 of the dispatch's, the simulated daemon sending / the journal's thread: {}",
                 shape.label,
                 list(&shape.cpu_per_run, |(a, b)| format!(
+                    "{} / {}",
+                    dur(Some(*a)),
+                    dur(Some(*b))
+                )),
+                list(&shape.daemon_and_journal, |(a, b)| format!(
                     "{} / {}",
                     dur(Some(*a)),
                     dur(Some(*b))
