@@ -14,6 +14,8 @@ pub(crate) struct Receive {
     pub(crate) alone: Spread,
     /// This process's CPU time per event during the blasts: runner and senders.
     pub(crate) cpu_per_event: Vec<Duration>,
+    /// Of it, the journal's writer thread's.
+    pub(crate) journal_cpu_per_event: Vec<Duration>,
     pub(crate) lost: usize,
     pub(crate) backlog_full: u64,
     pub(crate) mean_bytes: usize,
@@ -56,10 +58,14 @@ pub(crate) async fn bench_receive(
     for (rep, n) in counts.enumerate() {
         let base = fresh_ids(n);
         let cpu0 = cpu_time(me);
+        let journal0 = thread_cpu("journal-writer");
         let blast = blast(&runner.socket, &templates, base, n, opts.senders).await?;
         let timeout = Duration::from_secs(20) + Duration::from_millis(n as u64);
         let decided = runner.decisions(base..base + n as u64, timeout).await;
+        // The journal's last commits of them too (the rates use the decision times).
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let cpu1 = cpu_time(me);
+        let journal1 = thread_cpu("journal-writer");
         if rep == 0 {
             continue;
         }
@@ -75,6 +81,8 @@ pub(crate) async fn bench_receive(
         fig.eps.push(latencies.len() as f64 / elapsed);
         fig.during.push(spread(latencies));
         fig.cpu_per_event.extend(cpu_per(cpu0, cpu1, n));
+        fig.journal_cpu_per_event
+            .extend(cpu_per(Some(journal0), Some(journal1), n));
 
         let base = fresh_ids(n);
         let sent = crate::blast(&bare.socket, &bare_templates, base, n, opts.senders).await?;

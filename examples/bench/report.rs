@@ -203,9 +203,11 @@ pub(crate) fn report(
             _ => " (the senders outran the runner: in the blast, connections wait in the backlog)",
         };
         println!(
-            "  receive in-process: CPU per event (runner + senders) {}; Envelope::decode {} \
-             per message, one thread; listen backlog full {} times{queued}",
+            "  receive in-process: CPU per event (runner + senders) {}, of it the journal's \
+             thread {}; Envelope::decode {} per message, one thread; listen backlog full {} \
+             times{queued}",
             list(&r.cpu_per_event, |d| dur(Some(*d))),
+            list(&r.journal_cpu_per_event, |d| dur(Some(*d))),
             dur(r.decode),
             r.backlog_full
         );
