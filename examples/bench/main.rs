@@ -82,6 +82,7 @@ mod matching;
 mod opts;
 mod receive;
 mod report;
+mod smaps;
 mod stats;
 mod timing;
 mod tracim;
@@ -95,6 +96,7 @@ use matching::*;
 use opts::*;
 use receive::*;
 use report::*;
+use smaps::*;
 use stats::*;
 use tracim::*;
 
