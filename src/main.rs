@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracim_hooks::cli::Cli;
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod no_libm;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracim_hooks::logging::init(cli.verbosity());

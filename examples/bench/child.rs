@@ -6,6 +6,8 @@ use crate::*;
 #[derive(Default)]
 pub(crate) struct ChildProcess {
     pub(crate) rss_idle: Option<u64>,
+    /// Where the idle RSS is, by mapping kind (KiB), taken after the samples.
+    pub(crate) rss_idle_by_mapping: Vec<(String, u64)>,
     /// Wake-ups per second of the registered idle runner (voluntary context
     /// switches of all its threads over the idle window).
     pub(crate) idle_wakeups: Option<f64>,
@@ -160,6 +162,7 @@ pub(crate) async fn bench_child(
         }
         idle.sort_unstable();
         fig.rss_idle = idle.get(idle.len() / 2).copied();
+        fig.rss_idle_by_mapping = rss_by_mapping(pid);
         // Wake-ups while idle (the daemon's ping every 30 s included, as a user has it).
         let window = if opts.quick {
             Duration::from_secs(2)

@@ -84,6 +84,7 @@ mod matching;
 mod opts;
 mod receive;
 mod report;
+mod smaps;
 mod stats;
 mod timing;
 mod tracim;
@@ -97,6 +98,7 @@ use matching::*;
 use opts::*;
 use receive::*;
 use report::*;
+use smaps::*;
 use stats::*;
 use tracim::*;
 

@@ -229,6 +229,14 @@ pub(crate) fn report(
             c.failed_runs,
             mib(c.rss_after)
         );
+        if !c.rss_idle_by_mapping.is_empty() {
+            println!(
+                "  child: RSS idle by mapping (KiB): {}",
+                list(&c.rss_idle_by_mapping, |(kind, kib)| format!(
+                    "{kind} {kib}"
+                ))
+            );
+        }
     }
     if let Some(d) = dispatch {
         println!(
