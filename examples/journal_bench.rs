@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return open_only(&args[2], events);
     }
     let events: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/src/samples/");
     let dir = tempfile::tempdir()?;
     // A typical TLM (a comment, ~0.8 KB) and the largest sample (a note's HTML,
     // ~23 KB), with fewer events so that the files stay a few GiB at most.
