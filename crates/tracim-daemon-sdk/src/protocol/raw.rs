@@ -191,10 +191,7 @@ impl<'a> Scanner<'a> {
         self.skip_space();
         match self.peek()? {
             b'{' => {
-                self.pos += 1;
-                self.skip_space();
-                if self.peek()? == b'}' {
-                    self.pos += 1;
+                if self.open(b'}')? {
                     return Some(());
                 }
                 loop {
@@ -210,10 +207,7 @@ impl<'a> Scanner<'a> {
                 }
             }
             b'[' => {
-                self.pos += 1;
-                self.skip_space();
-                if self.peek()? == b']' {
-                    self.pos += 1;
+                if self.open(b']')? {
                     return Some(());
                 }
                 for index in 0usize.. {
@@ -248,6 +242,17 @@ impl<'a> Scanner<'a> {
                 Some(())
             }
         }
+    }
+
+    /// Takes the opening bracket at the cursor; true when `close` follows at once.
+    fn open(&mut self, close: u8) -> Option<bool> {
+        self.pos += 1;
+        self.skip_space();
+        let empty = self.peek()? == close;
+        if empty {
+            self.pos += 1;
+        }
+        Some(empty)
     }
 
     /// After a member or item: true at a `,`, false at the `close` that ends it.
