@@ -126,12 +126,20 @@ impl Worker {
                 },
             };
             match result {
-                Ok(()) => {
+                Ok(covered) => {
                     self.link.recovered();
                     backoff.reset();
                     if registered && self.registered && epoch == self.epoch {
                         self.from = None;
                         self.mark(None);
+                    } else if let Some(covered) = covered
+                        && self.from.is_some_and(|from| from < covered)
+                    {
+                        // Not registered yet, so the gap stays open; but what this
+                        // catch-up covered is done (run, or skipped and said so): the
+                        // next one starts after it, not over again.
+                        self.from = Some(covered);
+                        self.mark(Some(covered));
                     }
                     due = false;
                 }
@@ -197,8 +205,9 @@ impl Worker {
         }
     }
 
-    /// One catch-up from `from`, sent to the service in id order.
-    async fn once(&mut self) -> Result<(), TracimError> {
+    /// One catch-up from `from`, sent to the service in id order. Returns the
+    /// highest id it covered (ran or skipped), if any.
+    async fn once(&mut self) -> Result<Option<u64>, TracimError> {
         let who = self.link.login().await?;
         self.link.set_state(
             "connected",
@@ -230,6 +239,11 @@ impl Worker {
             .events_after_unknown(who.user_id, from, &self.limits, |id| journal.knows(id))
             .await?;
         self.report(from, &found);
+        let covered = found
+            .events
+            .last()
+            .map(|e| e.event_id)
+            .max(found.skipped.as_ref().map(|s| s.last_id));
         for tlm in found.events {
             match Event::from_text(tlm.tlm) {
                 Ok(event) => {
@@ -243,7 +257,7 @@ impl Worker {
                 ),
             }
         }
-        Ok(())
+        Ok(covered)
     }
 
     fn report(&self, from: u64, found: &CatchUp) {
