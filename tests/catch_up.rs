@@ -66,6 +66,17 @@ async fn running(place: &Place, daemon: &SimDaemon) -> Runner {
     runner
 }
 
+/// A runner's first life: registered, one event delivered both ways and run, then
+/// a clean stop. Returns that event's id.
+async fn first_life(place: &Place, tracim: &TracimSim, daemon: &SimDaemon) -> u64 {
+    let mut runner = running(place, daemon).await;
+    let before = publish_both(tracim, daemon).await;
+    wait_ran(&place.out(), &[before], &runner).await;
+    runner.signal(libc::SIGTERM);
+    assert!(runner.wait_exit(LONG).await.success());
+    before
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_down_while_five_events_happen_they_run_once_when_it_is_back() {
     let place = Place::new();
@@ -139,11 +150,7 @@ async fn the_runner_stopped_while_five_events_happen_they_run_once_at_its_start(
     let daemon = place.sim(NO_PINGS).await;
     config(&place, &tracim, "");
     let out = place.out();
-    let mut runner = running(&place, &daemon).await;
-    let before = publish_both(&tracim, &daemon).await;
-    wait_ran(&out, &[before], &runner).await;
-    runner.signal(libc::SIGTERM);
-    assert!(runner.wait_exit(LONG).await.success());
+    let before = first_life(&place, &tracim, &daemon).await;
 
     let missed: Vec<u64> = (0..5).map(|_| publish(&tracim)).collect();
     let runner = running(&place, &daemon).await;
@@ -296,11 +303,7 @@ async fn catch_up_max_and_window_skip_what_they_must_and_say_so() {
         "catch_up_max = 3\ncatch_up_window = \"1h\"",
     );
     let out = place.out();
-    let mut runner = running(&place, &daemon).await;
-    let before = publish_both(&tracim, &daemon).await;
-    wait_ran(&out, &[before], &runner).await;
-    runner.signal(libc::SIGTERM);
-    assert!(runner.wait_exit(LONG).await.success());
+    let before = first_life(&place, &tracim, &daemon).await;
 
     let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
     let old = tracim.publish_with(TRACIM_USER, |id| {
@@ -338,11 +341,7 @@ async fn a_registration_after_the_first_catch_up_does_not_run_what_it_skipped() 
     let daemon = place.sim(NO_PINGS).await;
     config(&place, &tracim, "catch_up_max = 3");
     let out = place.out();
-    let mut runner = running(&place, &daemon).await;
-    let before = publish_both(&tracim, &daemon).await;
-    wait_ran(&out, &[before], &runner).await;
-    runner.signal(libc::SIGTERM);
-    assert!(runner.wait_exit(LONG).await.success());
+    let before = first_life(&place, &tracim, &daemon).await;
     daemon.stop();
 
     let fresh: Vec<u64> = (0..5).map(|_| publish(&tracim)).collect();
