@@ -132,12 +132,19 @@ pub(crate) fn wakeups_between(
 /// User + system CPU time of a process.
 pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    stat_cpu(&stat).map(|(_, cpu)| cpu)
+}
+
+/// The command name and user + system CPU time in a `/proc/…/stat` line.
+fn stat_cpu(stat: &str) -> Option<(&str, Duration)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime: fields 14 and 15, the 12th and 13th after the comm.
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+    Some((comm, Duration::from_secs_f64(ticks as f64 / hz as f64)))
 }
 
 /// CPU time of this process's own threads so far (not of its children).
@@ -157,29 +164,14 @@ pub(crate) fn thread_cpu(name: &str) -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;
     };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let mut ticks = 0;
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if head.split_once('(').map(|(_, comm)| comm) != Some(name) {
-            continue;
-        }
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        ticks += field(11) + field(12);
-    }
-    Duration::from_secs_f64(ticks as f64 / hz as f64)
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|stat| match stat_cpu(&stat) {
+            Some((comm, cpu)) if comm == name => Some(cpu),
+            _ => None,
+        })
+        .sum()
 }
 
 /// CPU time used between two readings, per event.
