@@ -200,7 +200,7 @@ pub fn event_vars(
         ("TRACIM_HOOK_NAME", hook_name),
         ("TRACIM_DAEMON_USER_ID", daemon_user_id),
     ];
-    // Sized for a usual event (the samples flatten to 10 to 45 scalars, and nine
+    // Sized for a usual event (the samples flatten to 10 to 45 scalars, and five
     // variables are the runner's), so that most runs never grow these.
     let mut builder = Builder {
         budget,
