@@ -74,16 +74,7 @@ pub(crate) fn db_run(run: RunId) -> i64 {
 /// Applies a batch in one transaction; returns how many events it added.
 pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // An attempt that starts and ends within one batch (most short runs do) is
-    // written once, by its end, which takes its start time along.
-    let ended_here: HashSet<(RunId, u32)> = ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::Ended { run, attempt, .. } => Some((*run, *attempt)),
-            _ => None,
-        })
-        .collect();
-    let mut started_here: HashMap<(RunId, u32), i64> = HashMap::new();
+    let mut batch = Batch::new(ops);
     let mut added = 0;
     let mut last_event = None::<i64>;
     let mut last_run = None::<i64>;
@@ -105,7 +96,7 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                     as u64;
                 last_event = last_event.max(Some(*id));
                 for (run, hook) in runs {
-                    insert_run(&tx, *run, *id, hook, RunOrigin::Event, *received_ms)?;
+                    batch.insert_run(&tx, *run, *id, hook, RunOrigin::Event, *received_ms)?;
                     last_run = last_run.max(Some(db_run(*run)));
                 }
             }
@@ -116,7 +107,7 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                 runs,
             } => {
                 for (run, hook) in runs {
-                    insert_run(&tx, *run, *event_id, hook, *origin, *at_ms)?;
+                    batch.insert_run(&tx, *run, *event_id, hook, *origin, *at_ms)?;
                     last_run = last_run.max(Some(db_run(*run)));
                 }
             }
@@ -125,8 +116,7 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                 attempt,
                 at_ms,
             } => {
-                if ended_here.contains(&(*run, *attempt)) {
-                    started_here.insert((*run, *attempt), *at_ms);
+                if batch.ends.contains_key(&(*run, *attempt)) {
                     continue;
                 }
                 ensure_attempt(&tx, *run, *attempt)?;
@@ -142,12 +132,11 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                 at_ms,
                 end,
             } => {
+                if batch.written_whole.contains(run) && *attempt == 1 {
+                    continue;
+                }
                 ensure_attempt(&tx, *run, *attempt)?;
-                let (code, signal, reason) = match &end.exit {
-                    Exit::Code(c) => (Some(*c), None, None),
-                    Exit::Signal(s) => (None, Some(*s), None),
-                    Exit::NotRun(why) => (None, None, Some(why.as_str())),
-                };
+                let (code, signal, reason) = exit_columns(end);
                 tx.prepare_cached(
                     "UPDATE runs SET state = ?3, ended_ms = ?4, exit_code = ?5, signal = ?6,
                          timed_out = ?7, stdout_tail = ?8, stderr_tail = ?9, reason = ?10,
@@ -165,7 +154,7 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
                     end.stdout_tail,
                     end.stderr_tail,
                     reason,
-                    started_here.get(&(*run, *attempt))
+                    batch.started.get(&(*run, *attempt))
                 ])?;
             }
             Op::Mark { key, value } => match value {
@@ -208,20 +197,110 @@ pub(crate) fn commit(conn: &mut Connection, ops: &[Op]) -> rusqlite::Result<u64>
     Ok(added)
 }
 
-fn insert_run(
-    conn: &Connection,
-    run: RunId,
-    event_id: i64,
-    hook: &str,
-    origin: RunOrigin,
-    at_ms: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO runs (id, attempt, event_id, hook, origin, state, queued_ms)
-         VALUES (?1, 1, ?2, ?3, ?4, 'queued', ?5)",
-    )?
-    .execute(params![db_run(run), event_id, hook, origin.as_str(), at_ms])?;
-    Ok(())
+/// What a batch says of its attempts as a whole, so that each row is written as few
+/// times as it can be. Most short runs are queued, started and ended within one
+/// batch: their row is inserted once, complete, instead of inserted then updated
+/// twice (each update rewrites the row and moves it between the partial indexes).
+struct Batch<'a> {
+    /// The attempts that end in this batch: when, and how.
+    ends: HashMap<(RunId, u32), (i64, &'a RunEnd)>,
+    /// The start times of those attempts, written with their end.
+    started: HashMap<(RunId, u32), i64>,
+    /// The runs whose first attempt was inserted with its end.
+    written_whole: HashSet<RunId>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(ops: &'a [Op]) -> Batch<'a> {
+        let ends: HashMap<_, _> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Ended {
+                    run,
+                    attempt,
+                    at_ms,
+                    end,
+                } => Some(((*run, *attempt), (*at_ms, end))),
+                _ => None,
+            })
+            .collect();
+        let started = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Started {
+                    run,
+                    attempt,
+                    at_ms,
+                } if ends.contains_key(&(*run, *attempt)) => Some(((*run, *attempt), *at_ms)),
+                _ => None,
+            })
+            .collect();
+        Batch {
+            ends,
+            started,
+            written_whole: HashSet::new(),
+        }
+    }
+
+    /// Records a new run: queued, or, when its first attempt also ends in this batch,
+    /// as it ended.
+    fn insert_run(
+        &mut self,
+        conn: &Connection,
+        run: RunId,
+        event_id: i64,
+        hook: &str,
+        origin: RunOrigin,
+        at_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let Some(&(ended_ms, end)) = self.ends.get(&(run, 1)) else {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO runs (id, attempt, event_id, hook, origin, state, queued_ms)
+                 VALUES (?1, 1, ?2, ?3, ?4, 'queued', ?5)",
+            )?
+            .execute(params![db_run(run), event_id, hook, origin.as_str(), at_ms])?;
+            return Ok(());
+        };
+        let (code, signal, reason) = exit_columns(end);
+        let inserted = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO runs (id, attempt, event_id, hook, origin, state,
+                     queued_ms, started_ms, ended_ms, exit_code, signal, timed_out,
+                     stdout_tail, stderr_tail, reason)
+                 VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?
+            .execute(params![
+                db_run(run),
+                event_id,
+                hook,
+                origin.as_str(),
+                end.state().as_str(),
+                at_ms,
+                self.started.get(&(run, 1)),
+                ended_ms,
+                code,
+                signal,
+                end.timed_out,
+                end.stdout_tail,
+                end.stderr_tail,
+                reason,
+            ])?;
+        // Were the row there already, its end is written by the update, as any
+        // other run's is.
+        if inserted == 1 {
+            self.written_whole.insert(run);
+        }
+        Ok(())
+    }
+}
+
+/// An exit as the `exit_code`, `signal` and `reason` columns hold it.
+fn exit_columns(end: &RunEnd) -> (Option<i32>, Option<i32>, Option<&str>) {
+    match &end.exit {
+        Exit::Code(c) => (Some(*c), None, None),
+        Exit::Signal(s) => (None, Some(*s), None),
+        Exit::NotRun(why) => (None, None, Some(why.as_str())),
+    }
 }
 
 /// Makes the row of a later attempt from the run's latest one (a retry, or a rerun
@@ -255,4 +334,156 @@ fn ensure_attempt(conn: &Connection, run: RunId, attempt: u32) -> rusqlite::Resu
         .execute(params![db_run(run), attempt])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(code: i32, retry: bool) -> RunEnd {
+        RunEnd {
+            exit: Exit::Code(code),
+            timed_out: false,
+            stdout_tail: format!("said {code}"),
+            stderr_tail: String::new(),
+            retry,
+        }
+    }
+
+    type Row = (
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    );
+
+    fn row(conn: &Connection, run: u64, attempt: u32) -> Row {
+        conn.query_row(
+            "SELECT state, started_ms, ended_ms, exit_code, stdout_tail FROM runs
+             WHERE id = ?1 AND attempt = ?2",
+            params![run as i64, attempt],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_attempt_queued_started_and_ended_in_one_batch_is_written_whole() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
+        let (one, two, three) = (RunId(1), RunId(2), RunId(3));
+        let first = [
+            Op::Event {
+                id: 7,
+                event_type: "content.created.file".into(),
+                received_ms: 100,
+                text: "{}".into(),
+                runs: vec![(one, "a".into()), (two, "b".into())],
+            },
+            Op::Runs {
+                event_id: 7,
+                origin: RunOrigin::Replay,
+                at_ms: 105,
+                runs: vec![(three, "a".into())],
+            },
+            Op::Started {
+                run: one,
+                attempt: 1,
+                at_ms: 110,
+            },
+            Op::Started {
+                run: two,
+                attempt: 1,
+                at_ms: 111,
+            },
+            Op::Started {
+                run: three,
+                attempt: 1,
+                at_ms: 112,
+            },
+            Op::Ended {
+                run: one,
+                attempt: 1,
+                at_ms: 120,
+                end: end(0, false),
+            },
+            // A failure with retries left, and its retry starting, in the same batch.
+            Op::Ended {
+                run: three,
+                attempt: 1,
+                at_ms: 121,
+                end: end(3, true),
+            },
+            Op::Started {
+                run: three,
+                attempt: 2,
+                at_ms: 130,
+            },
+        ];
+        commit(&mut conn, &first).unwrap();
+        let ok = (
+            "ok".to_owned(),
+            Some(110),
+            Some(120),
+            Some(0),
+            Some("said 0".to_owned()),
+        );
+        assert_eq!(row(&conn, 1, 1), ok);
+        assert_eq!(
+            row(&conn, 2, 1),
+            ("running".into(), Some(111), None, None, None)
+        );
+        // Its retry starting closes it: only a run's latest attempt is pending.
+        let failed = (
+            "failed".into(),
+            Some(112),
+            Some(121),
+            Some(3),
+            Some("said 3".into()),
+        );
+        assert_eq!(row(&conn, 3, 1), failed);
+        assert_eq!(
+            row(&conn, 3, 2),
+            ("running".into(), Some(130), None, None, None)
+        );
+
+        // The ends of the others in the next batch update their rows.
+        let second = [
+            Op::Ended {
+                run: two,
+                attempt: 1,
+                at_ms: 140,
+                end: end(0, false),
+            },
+            Op::Ended {
+                run: three,
+                attempt: 2,
+                at_ms: 141,
+                end: end(0, false),
+            },
+        ];
+        commit(&mut conn, &second).unwrap();
+        assert_eq!(row(&conn, 2, 1).0, "ok");
+        assert_eq!(row(&conn, 2, 1).1, Some(111), "the start time stays");
+        assert_eq!(
+            row(&conn, 3, 2),
+            (
+                "ok".into(),
+                Some(130),
+                Some(141),
+                Some(0),
+                Some("said 0".into())
+            )
+        );
+        assert_eq!(
+            row(&conn, 3, 1).0,
+            "failed",
+            "the earlier attempt is closed"
+        );
+
+        // A batch applied twice (as after a failed commit) changes nothing.
+        commit(&mut conn, &first).unwrap();
+        assert_eq!(row(&conn, 1, 1), ok);
+    }
 }
