@@ -242,7 +242,7 @@ pub fn event_vars(
 
 /// The runner's own environment as hooks inherit it: everything but the service
 /// manager's variables and any `TRACIM_*` (the runner's `TRACIM_HOOKS_LOG`, say).
-pub fn inherited() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+pub fn inherited() -> std::sync::Arc<[(std::ffi::OsString, std::ffi::OsString)]> {
     use std::os::unix::ffi::OsStrExt;
     std::env::vars_os()
         .filter(|(name, _)| !STRIPPED_FROM_HOOKS.iter().any(|s| name == s))

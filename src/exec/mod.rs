@@ -10,7 +10,7 @@ mod child;
 mod io;
 mod reaper;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -50,7 +50,11 @@ const GROUP_GIVE_UP: Duration = Duration::from_secs(5);
 pub struct Spec {
     /// The argv; the first element is looked up in `PATH`.
     pub argv: Vec<String>,
-    /// The complete environment (nothing else is inherited).
+    /// The environment every run inherits (the runner's own, as it was at start),
+    /// shared by all runs rather than copied into each.
+    pub inherited: Arc<[(OsString, OsString)]>,
+    /// The run's own variables, set after the inherited ones (a later one of a
+    /// name wins). Nothing else is inherited.
     pub env: Vec<(OsString, OsString)>,
     /// Working directory, or the runner's.
     pub cwd: Option<PathBuf>,
@@ -212,11 +216,11 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     };
     // An absolute program path lets std use posix_spawn (vfork) instead of a
     // full fork that tries execve in each PATH directory: three times faster.
-    let mut command = std::process::Command::new(resolve_program(&program, &spec.env));
+    let mut command = std::process::Command::new(resolve_program(&program, spec.var("PATH")));
     command
         .args(spec.argv.iter().skip(1))
         .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .envs(spec.inherited.iter().chain(&spec.env).map(|(k, v)| (k, v)))
         .process_group(0)
         .stdin(if spec.stdin.is_some() {
             Stdio::piped()
@@ -278,14 +282,26 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     Ok(child)
 }
 
+impl Spec {
+    /// The value the run gets for `name`: the last one set, as in the environment
+    /// the process is given.
+    pub fn var(&self, name: &str) -> Option<&OsStr> {
+        self.env
+            .iter()
+            .rev()
+            .chain(self.inherited.iter().rev())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_os_str())
+    }
+}
+
 /// Finds a bare program name in the `PATH` the hook will have, as execvp would;
 /// a name with a `/` (or one not found) is left as it is.
-fn resolve_program(program: &str, env: &[(OsString, OsString)]) -> PathBuf {
+fn resolve_program(program: &str, path: Option<&OsStr>) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     if program.contains('/') || program.is_empty() {
         return PathBuf::from(program);
     }
-    let path = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v);
     for dir in path.into_iter().flat_map(std::env::split_paths) {
         if dir.as_os_str().is_empty() {
             continue;

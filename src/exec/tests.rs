@@ -5,7 +5,8 @@ use super::*;
 fn spec(argv: &[&str], stdin: Option<&str>, output: Output) -> Spec {
     Spec {
         argv: argv.iter().map(|s| (*s).to_owned()).collect(),
-        env: crate::env::inherited(),
+        inherited: crate::env::inherited(),
+        env: Vec::new(),
         cwd: None,
         stdin: stdin.map(Into::into),
         output,
@@ -197,23 +198,38 @@ async fn what_a_hook_leaves_in_a_session_of_its_own_is_reaped() {
 
 #[test]
 fn programs_are_found_in_the_hooks_path() {
-    let env = vec![
-        ("PATH".into(), "/nonexistent:/bin:/usr/bin".into()),
-        ("OTHER".into(), "x".into()),
-    ];
-    let sh = resolve_program("sh", &env);
+    let path = Some(OsStr::new("/nonexistent:/bin:/usr/bin"));
+    let sh = resolve_program("sh", path);
     assert!(sh.is_absolute() && sh.ends_with("sh"), "{sh:?}");
     assert_eq!(
-        resolve_program("no-such-program-here", &env),
+        resolve_program("no-such-program-here", path),
         PathBuf::from("no-such-program-here")
     );
-    assert_eq!(resolve_program("./local", &env), PathBuf::from("./local"));
-    // The last PATH given wins, as it does in the environment itself.
-    let later = vec![
+    assert_eq!(resolve_program("./local", path), PathBuf::from("./local"));
+    assert_eq!(resolve_program("sh", None), PathBuf::from("sh"));
+}
+
+#[test]
+fn a_runs_own_variable_wins_over_the_inherited_one_and_the_last_one_set_wins() {
+    let mut s = spec(&["true"], None, Output::Null);
+    s.inherited = vec![
         ("PATH".into(), "/bin".into()),
+        ("HOME".into(), "/home/h".into()),
+    ]
+    .into();
+    assert_eq!(s.var("PATH"), Some(OsStr::new("/bin")));
+    s.env = vec![
+        ("PATH".into(), "/usr/bin".into()),
         ("PATH".into(), "/nonexistent".into()),
     ];
-    assert_eq!(resolve_program("sh", &later), PathBuf::from("sh"));
+    assert_eq!(s.var("PATH"), Some(OsStr::new("/nonexistent")));
+    assert_eq!(s.var("HOME"), Some(OsStr::new("/home/h")));
+    assert_eq!(s.var("NONE"), None);
+    assert_eq!(
+        resolve_program("sh", s.var("PATH")),
+        PathBuf::from("sh"),
+        "searched in the PATH the run gets, not the inherited one"
+    );
 }
 
 #[tokio::test]

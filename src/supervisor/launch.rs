@@ -117,7 +117,7 @@ pub trait Launcher: Send + Sync + 'static {
 pub struct ProcessLauncher {
     /// The runner's environment as it was at start, less the service manager's
     /// variables: what every hook inherits.
-    inherited_env: Arc<Vec<(OsString, OsString)>>,
+    inherited_env: Arc<[(OsString, OsString)]>,
 }
 
 impl ProcessLauncher {
@@ -126,7 +126,7 @@ impl ProcessLauncher {
     /// outside their groups (see [`exec::reap_orphans`]), for as long as it lives.
     pub fn new() -> Arc<ProcessLauncher> {
         let launcher = Arc::new(ProcessLauncher {
-            inherited_env: Arc::new(crate::env::inherited()),
+            inherited_env: crate::env::inherited(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let alive = Arc::downgrade(&launcher);
@@ -201,17 +201,18 @@ pub fn hook_spec(
     event: &Event,
     daemon_user_id: &str,
     env_budget: usize,
-    inherited: &[(OsString, OsString)],
+    inherited: &Arc<[(OsString, OsString)]>,
 ) -> Spec {
     let vars = event_vars(event, &hook.name, daemon_user_id, env_budget);
     if !vars.omitted.is_empty() {
         debug!(hook = %hook.name, event_id = event.id(), omitted = vars.omitted.len(), "variables over the size budget left out");
     }
-    let mut env: Vec<(OsString, OsString)> = inherited.to_vec();
-    env.extend(hook.env.iter().map(|(k, v)| (k.into(), v.into())));
-    env.extend(vars.vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+    let env = (hook.env.iter().map(|(k, v)| (k.into(), v.into())))
+        .chain(vars.vars.into_iter().map(|(k, v)| (k.into(), v.into())))
+        .collect();
     Spec {
         argv: crate::placeholder::argv(hook, event),
+        inherited: inherited.clone(),
         env,
         cwd: hook.cwd.clone(),
         stdin: Some(event.raw_shared()),
