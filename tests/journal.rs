@@ -132,6 +132,38 @@ fn a_recorded_event_is_seen_by_another_connection_at_once_and_durable_after_flus
     journal.close().unwrap();
 }
 
+#[test]
+fn the_log_is_copied_into_the_file_at_a_lull_not_during_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let log = dir.path().join("journal.db-wal");
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let Opened { journal, .. } = open_at(&path);
+    // 6 MiB of events, back to back: past the 4 MiB after which a checkpoint is due.
+    let filler = "x".repeat(8 * 1024);
+    for id in 1..=768u64 {
+        assert!(journal.admit(id));
+        let mut e = event(id);
+        e.text = Arc::from(format!(
+            r#"{{"event_id":{id},"fields":{{"body":"{filler}"}}}}"#
+        ));
+        journal.record(e, [] as [&str; 0]);
+        if id % 64 == 0 {
+            // Commits of 512 KiB, as a burst makes them.
+            journal.flush().unwrap();
+        }
+    }
+    // Had a checkpoint run within the burst (as SQLite's own, every 4 MiB, did), the
+    // log would have started over from its beginning at the next commit, holding a
+    // few MiB at most; nothing since has written to it.
+    assert!(size(&log) >= 6 << 20, "log {} bytes", size(&log));
+    // The lull after it: the checkpointer copies the log into the file.
+    wait_for("the log copied into the file", || size(&path) >= 6 << 20);
+    let reader = Reader::open(&path).unwrap();
+    assert_eq!(reader.last_event_id().unwrap(), Some(768));
+    journal.close().unwrap();
+}
+
 /// The child side of [`runs_left_by_a_killed_runner_are_pending_at_the_next_start`]:
 /// records, says it is ready, and goes on recording until it is killed.
 #[test]

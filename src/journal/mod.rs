@@ -49,6 +49,7 @@
 //! `flush` and `close` block: from async code, call them in `spawn_blocking`.
 
 mod apply;
+mod checkpoint;
 mod error;
 mod files;
 mod handle;

@@ -11,6 +11,7 @@ use roaring::RoaringTreemap;
 use rusqlite::{Connection, OpenFlags};
 use tracing::{info, warn};
 
+use super::checkpoint::Checkpointer;
 use super::error::{JournalError, sql, sqlite_failure};
 use super::files::{lock, move_aside, prepare_dir, secure_file};
 use super::handle::Journal;
@@ -34,9 +35,6 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// thread's CPU: 7 µs per event received either way; 22-26 µs per run dispatched
 /// against 24-32 µs).
 const PAGE_SIZE: u32 = 8192;
-
-/// How much the write-ahead log grows before it is copied into the file.
-const CHECKPOINT_BYTES: i64 = 4 * 1024 * 1024;
 
 /// The opened journal and what the previous life of the runner left to do.
 pub struct Opened {
@@ -94,6 +92,7 @@ pub fn open(settings: &JournalSettings) -> Result<Opened, JournalError> {
     });
     let (tx, rx) = mpsc::channel();
     let writer = Writer {
+        checkpointer: checkpointer(&path, settings.sync)?,
         conn: loaded.conn,
         path: path.clone(),
         rx,
@@ -234,21 +233,31 @@ fn configure(conn: &Connection, path: &Path, sync: SyncMode) -> Result<(), Journ
         SyncMode::Normal => "NORMAL",
         SyncMode::Full => "FULL",
     };
-    // The file's own page size: a journal made before keeps its 4 KiB.
-    let page_size: i64 = conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .map_err(sql("reading the page size", path))?;
-    // A small page cache: the writer appends, and idle memory counts. The log is
-    // copied into the file every 4 MiB (SQLite counts pages, 1,000 by default: 8 MiB
-    // of 8 KiB pages), so that no one checkpoint holds the writer up for long.
+    // A small page cache: the writer appends, and idle memory counts. No
+    // checkpoint on commit: the checkpointer copies the log (see checkpoint.rs).
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync};
          PRAGMA cache_size = -1024;
-         PRAGMA wal_autocheckpoint = {};
-         PRAGMA journal_size_limit = 16777216;",
-        CHECKPOINT_BYTES / page_size.max(512)
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = 16777216;"
     ))
     .map_err(sql("configuring", path))
+}
+
+/// The checkpointer's own connection, set up as the writer's is: its checkpoints
+/// sync the files as the journal's `sync` says.
+fn checkpointer(path: &Path, sync: SyncMode) -> Result<Checkpointer, JournalError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql("opening", path))?;
+    configure(&conn, path, sync)?;
+    Checkpointer::start(conn, path.to_path_buf()).map_err(|source| JournalError::Io {
+        context: "starting the checkpoint thread of",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `PRAGMA quick_check`: damage inside the file (not only in its header) is found at

@@ -24,6 +24,7 @@ use rusqlite::Connection;
 use tracing::{debug, error, info, warn};
 
 use super::apply::{Op, commit};
+use super::checkpoint::{self, Checkpointer};
 use super::error::JournalError;
 use super::model::Health;
 use super::prune::{self, Pruned};
@@ -64,6 +65,9 @@ pub(crate) enum Msg {
 }
 
 pub(crate) struct Writer {
+    /// Declared before `conn`, so dropped first: the writer's connection is the
+    /// last to close, and its close copies the rest of the log into the file.
+    pub(crate) checkpointer: Checkpointer,
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
     pub(crate) rx: Receiver<Msg>,
@@ -86,6 +90,8 @@ struct Run {
     next_prune: Instant,
     /// When the last commit started.
     last_commit: Instant,
+    /// Records committed since the checkpointer was last asked for a checkpoint.
+    unchecked: usize,
     pruning: bool,
     pruned: Pruned,
     prune_failed: bool,
@@ -105,6 +111,7 @@ impl Writer {
             next_retry: Instant::now(),
             next_prune: Instant::now(),
             last_commit: Instant::now(),
+            unchecked: 0,
             pruning: true,
             pruned: Pruned::default(),
             prune_failed: false,
@@ -121,12 +128,20 @@ impl Writer {
             } else {
                 run.next_prune.saturating_duration_since(now)
             };
+            // A checkpoint due waits for a lull: this long with nothing to write.
+            let lull = run.unchecked >= checkpoint::DUE_BYTES && wait >= checkpoint::LULL;
+            let wait = if lull { checkpoint::LULL } else { wait };
             let open = match self.rx.recv_timeout(wait) {
                 Ok(msg) => {
                     run.take(msg);
                     true
                 }
-                Err(RecvTimeoutError::Timeout) => true,
+                Err(RecvTimeoutError::Timeout) => {
+                    if lull {
+                        self.checkpoint(&mut run);
+                    }
+                    true
+                }
                 Err(RecvTimeoutError::Disconnected) => false,
             };
             if open && !self.degraded() {
@@ -173,6 +188,11 @@ impl Writer {
         }
     }
 
+    fn checkpoint(&self, run: &mut Run) {
+        self.checkpointer.nudge();
+        run.unchecked = 0;
+    }
+
     fn degraded(&self) -> bool {
         self.shared.degraded.load(Ordering::Relaxed)
     }
@@ -193,6 +213,10 @@ impl Writer {
         match commit(&mut self.conn, run.backlog.make_contiguous()) {
             Ok(added) => {
                 self.events += added;
+                run.unchecked += run.backlog_bytes;
+                if run.unchecked >= checkpoint::MAX_BYTES {
+                    self.checkpoint(run);
+                }
                 run.backlog.clear();
                 run.backlog_bytes = 0;
                 if self.shared.degraded.swap(false, Ordering::Relaxed) {
