@@ -16,6 +16,9 @@ pub(crate) struct Shape {
     /// Of the dispatch's CPU per run: the simulated daemon's thread sending the
     /// events, and the journal's writer thread, per rep.
     pub(crate) daemon_and_journal: Vec<(Duration, Duration)>,
+    /// The journal's checkpoints per run, in the rounds or at the lulls after them
+    /// (waited for, so that they do not slow the ceiling's rounds down).
+    pub(crate) checkpoint_per_run: Vec<Duration>,
 }
 
 #[derive(Default)]
@@ -266,21 +269,26 @@ pub(crate) async fn bench_dispatch(
             ratio: Vec::new(),
             cpu_per_run: Vec::new(),
             daemon_and_journal: Vec::new(),
+            checkpoint_per_run: Vec::new(),
         };
         for _ in 0..opts.reps {
             let (mut ceiling, mut dispatch) = (Throughput::default(), Throughput::default());
             let (mut cpu_ceiling, mut cpu_dispatch) = (Duration::ZERO, Duration::ZERO);
             let (mut cpu_daemon, mut cpu_journal) = (Duration::ZERO, Duration::ZERO);
+            let mut cpu_checkpoint = Duration::ZERO;
             for _ in 0..10 {
                 let t0 = self_cpu();
                 ceiling.add(spawn_ceiling(&specs, limits, round, p).await?);
                 let t1 = self_cpu();
                 let (d1, j1) = (thread_cpu("daemon-side"), thread_cpu("journal-writer"));
+                let c1 = thread_cpu(CHECKPOINTER);
                 dispatch.add(service_dispatch(&runner, &templates, round).await?);
                 cpu_ceiling += t1.saturating_sub(t0);
                 cpu_dispatch += self_cpu().saturating_sub(t1);
                 cpu_daemon += thread_cpu("daemon-side").saturating_sub(d1);
                 cpu_journal += thread_cpu("journal-writer").saturating_sub(j1);
+                settle(CHECKPOINTER).await;
+                cpu_checkpoint += thread_cpu(CHECKPOINTER).saturating_sub(c1);
             }
             shape.ceiling.push(ceiling.rate());
             shape.dispatch.push(dispatch.rate());
@@ -293,6 +301,7 @@ pub(crate) async fn bench_dispatch(
             shape
                 .daemon_and_journal
                 .push((cpu_daemon / runs, cpu_journal / runs));
+            shape.checkpoint_per_run.push(cpu_checkpoint / runs);
         }
         runner.stop().await?;
         fig.shapes.push(shape);

@@ -16,6 +16,9 @@ pub(crate) struct Receive {
     pub(crate) cpu_per_event: Vec<Duration>,
     /// Of it, the journal's writer thread's.
     pub(crate) journal_cpu_per_event: Vec<Duration>,
+    /// The journal's checkpoints of the blast, in it or at the lull after it (then
+    /// waited for, so that they do not slow the next blast down).
+    pub(crate) checkpoint_cpu_per_event: Vec<Duration>,
     pub(crate) lost: usize,
     pub(crate) backlog_full: u64,
     pub(crate) mean_bytes: usize,
@@ -59,6 +62,7 @@ pub(crate) async fn bench_receive(
         let base = fresh_ids(n);
         let cpu0 = cpu_time(me);
         let journal0 = thread_cpu("journal-writer");
+        let checkpoint0 = thread_cpu(CHECKPOINTER);
         let blast = blast(&runner.socket, &templates, base, n, opts.senders).await?;
         let timeout = Duration::from_secs(20) + Duration::from_millis(n as u64);
         let decided = runner.decisions(base..base + n as u64, timeout).await;
@@ -66,6 +70,8 @@ pub(crate) async fn bench_receive(
         tokio::time::sleep(Duration::from_millis(100)).await;
         let cpu1 = cpu_time(me);
         let journal1 = thread_cpu("journal-writer");
+        settle(CHECKPOINTER).await;
+        let checkpoint1 = thread_cpu(CHECKPOINTER);
         if rep == 0 {
             continue;
         }
@@ -83,6 +89,8 @@ pub(crate) async fn bench_receive(
         fig.cpu_per_event.extend(cpu_per(cpu0, cpu1, n));
         fig.journal_cpu_per_event
             .extend(cpu_per(Some(journal0), Some(journal1), n));
+        fig.checkpoint_cpu_per_event
+            .extend(cpu_per(Some(checkpoint0), Some(checkpoint1), n));
 
         let base = fresh_ids(n);
         let sent = crate::blast(&bare.socket, &bare_templates, base, n, opts.senders).await?;

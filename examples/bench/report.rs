@@ -204,10 +204,11 @@ pub(crate) fn report(
         };
         println!(
             "  receive in-process: CPU per event (runner + senders) {}, of it the journal's \
-             thread {}; Envelope::decode {} per message, one thread; listen backlog full {} \
-             times{queued}",
+             thread {}; the journal's checkpoints, in the blast or at the lull after it {}; \
+             Envelope::decode {} per message, one thread; listen backlog full {} times{queued}",
             list(&r.cpu_per_event, |d| dur(Some(*d))),
             list(&r.journal_cpu_per_event, |d| dur(Some(*d))),
+            list(&r.checkpoint_cpu_per_event, |d| dur(Some(*d))),
             dur(r.decode),
             r.backlog_full
         );
@@ -256,7 +257,8 @@ pub(crate) fn report(
         for shape in &d.shapes {
             println!(
                 "  {}: runner CPU per run (its threads, not the hook), dispatch / ceiling: {}; \
-                 of the dispatch's, the simulated daemon sending / the journal's thread: {}",
+                 of the dispatch's, the simulated daemon sending / the journal's thread: {}; \
+                 the journal's checkpoints, in the rounds or at the lulls after them: {}",
                 shape.label,
                 list(&shape.cpu_per_run, |(a, b)| format!(
                     "{} / {}",
@@ -267,7 +269,8 @@ pub(crate) fn report(
                     "{} / {}",
                     dur(Some(*a)),
                     dur(Some(*b))
-                ))
+                )),
+                list(&shape.checkpoint_per_run, |d| dur(Some(*d)))
             );
         }
     }

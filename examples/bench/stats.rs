@@ -174,6 +174,27 @@ pub(crate) fn thread_cpu(name: &str) -> Duration {
         .sum()
 }
 
+/// The journal's checkpoint thread (see the runner's journal/checkpoint.rs).
+pub(crate) const CHECKPOINTER: &str = "journal-ckpt";
+
+/// Waits until this process's threads named `name` have used no CPU for 300 ms
+/// (20 s at most), and gives the CPU they used meanwhile: what a phase left to do
+/// after it (the journal copies its log into its file at a lull, after a burst) is
+/// done before the next phase is timed, instead of slowing that one down.
+pub(crate) async fn settle(name: &str) -> Duration {
+    let quiet = Duration::from_millis(300);
+    let first = thread_cpu(name);
+    let (mut last, mut since, started) = (first, Instant::now(), Instant::now());
+    while since.elapsed() < quiet && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = thread_cpu(name);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    last.saturating_sub(first)
+}
+
 /// CPU time used between two readings, per event.
 pub(crate) fn cpu_per(
     before: Option<Duration>,
