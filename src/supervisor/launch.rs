@@ -106,6 +106,36 @@ impl Cancel {
 /// The boxed future of one attempt.
 pub type Running = Pin<Box<dyn Future<Output = Result<Outcome, RunError>> + Send>>;
 
+/// An attempt whose panic ends it with a [`RunError::Supervision`] instead of
+/// ending the task that awaits it: the child's drop, in the unwinding, kills its
+/// group, and the supervisor still hears of the end and gives the slot back. (In
+/// place of a task of its own per attempt, which cost a spawn and a wake-up.)
+pub(super) struct CatchPanic(pub(super) Running);
+
+impl Future for CatchPanic {
+    type Output = Result<Outcome, RunError>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let running = &mut self.get_mut().0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| running.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                std::task::Poll::Ready(Err(RunError::Supervision(format!(
+                    "the run's task panicked: {why}"
+                ))))
+            }
+        }
+    }
+}
+
 /// Runs attempts. The supervisor calls [`Launcher::launch`] once a slot is free,
 /// and counts the slot until the future resolves.
 pub trait Launcher: Send + Sync + 'static {
@@ -184,11 +214,8 @@ impl Launcher for ProcessLauncher {
                 timeout: attempt.hook.timeout,
                 kill_after: attempt.hook.kill_after,
             };
-            // In a task of its own: were it to panic, the child's drop kills its
-            // group and the run still gives its slot back.
-            tokio::spawn(spawned.finish(limits, cancel.cancelled()).in_current_span())
-                .await
-                .map_err(|e| RunError::Supervision(e.to_string()))
+            // A panic in it is caught by the supervisor (see `CatchPanic`).
+            Ok(spawned.finish(limits, cancel.cancelled()).await)
         }.instrument(span))
     }
 }

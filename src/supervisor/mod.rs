@@ -303,7 +303,7 @@ impl Supervisor {
         Counters::bump(&self.inner.counters.started);
         let this = self.clone();
         tokio::spawn(async move {
-            let result = running.await;
+            let result = launch::CatchPanic(running).await;
             this.finished(job, result, span);
         });
     }

@@ -237,6 +237,48 @@ async fn failed_attempts_are_retried_after_doubling_delays_ahead_of_the_queue() 
     assert_eq!((stats.retried, stats.succeeded, stats.failed), (2, 1, 0));
 }
 
+/// Panics in the middle of every attempt of event 1; runs the others as told.
+struct PanickingLauncher(Arc<FakeLauncher>);
+
+impl Launcher for PanickingLauncher {
+    fn launch(&self, attempt: Attempt, cancel: Cancel) -> Running {
+        let panics = attempt.event.id() == 1;
+        let running = self.0.launch(attempt, cancel);
+        Box::pin(async move {
+            if panics {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                panic!("a bug in a launcher");
+            }
+            running.await
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_panics_fails_and_gives_its_slot_back() {
+    let fake = FakeLauncher::new(Duration::from_millis(10));
+    let launcher = Arc::new(PanickingLauncher(fake.clone()));
+    let supervisor = Supervisor::with_launcher(settings(1, 100), launcher);
+    let mut reports = supervisor.reports();
+    let h = hook("p", Mode::Parallel, 0);
+    submit(&supervisor, &h, 1).unwrap();
+    submit(&supervisor, &h, 2).unwrap();
+    supervisor.wait_idle().await;
+    let stats = supervisor.stats();
+    assert_eq!((stats.failed, stats.succeeded), (1, 1), "{stats:?}");
+    let first = reports.try_recv().unwrap();
+    assert_eq!(first.event_id, 1);
+    match first.result {
+        Err(RunError::Supervision(why)) => assert!(why.contains("a bug in a launcher"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        reports.try_recv().unwrap().event_id,
+        2,
+        "the slot was given back"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_run_out_of_retries_fails_for_good() {
     let launcher = FakeLauncher::failing(Duration::from_millis(10), &[("f", 5)]);
