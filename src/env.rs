@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher as _;
 
 use foldhash::fast::RandomState;
 
@@ -104,10 +105,12 @@ struct Builder {
     budget: usize,
     total: usize,
     vars: Vec<(String, String)>,
-    /// Where each variable set so far is in `vars`. Hashed with foldhash rather
-    /// than SipHash, which was a sixth of building a run's environment: the keys
-    /// are seeded per process, and the budget bounds how many there are.
-    index: HashMap<String, usize, RandomState>,
+    /// Where each variable set so far is in `vars`, by the hash of its name: a
+    /// copy of each name as a key was a tenth of building a run's environment.
+    /// Hashed with foldhash rather than SipHash, which was a sixth of it: the
+    /// hashes are seeded per process, and the budget bounds how many there are.
+    index: HashMap<u64, usize, RandomState>,
+    hasher: RandomState,
     omitted: Vec<String>,
     /// The names in `omitted`, to take one out again when a later path sets
     /// it, or not to list it twice. Bounded like the list itself.
@@ -117,6 +120,16 @@ struct Builder {
 }
 
 impl Builder {
+    /// Where `name` is in `vars`, if it was set.
+    fn find(&self, name: &str) -> Option<usize> {
+        match self.index.get(&self.hasher.hash_one(name)) {
+            Some(&i) if self.vars[i].0 == name => Some(i),
+            // Another name of the same hash (one chance in 2^64) holds the entry.
+            Some(_) => self.vars.iter().position(|(n, _)| n == name),
+            None => None,
+        }
+    }
+
     fn omit(&mut self, name: &str) {
         if self.listed.contains(name) {
             return;
@@ -147,8 +160,8 @@ impl Builder {
     fn set(&mut self, name: &str, value: Cow<'_, str>) {
         // name=value\0
         let size = name.len() + value.len() + 2;
-        let replaced = match self.index.get(name) {
-            Some(&i) => {
+        let replaced = match self.find(name) {
+            Some(i) => {
                 let old = &self.vars[i];
                 self.total -= old.0.len() + old.1.len() + 2;
                 Some(i)
@@ -163,14 +176,19 @@ impl Builder {
             }
             (true, None) => {
                 self.total += size;
-                self.index.insert(name.to_owned(), self.vars.len());
+                self.index
+                    .entry(self.hasher.hash_one(name))
+                    .or_insert(self.vars.len());
                 self.vars.push((name.to_owned(), value.into_owned()));
                 // An earlier path may have given this name a value left out.
                 self.unomit(name);
             }
             (false, Some(i)) => {
                 // The earlier value goes too: a later path gave this name.
-                self.index.remove(name);
+                let key = self.hasher.hash_one(name);
+                if self.index.get(&key) == Some(&i) {
+                    self.index.remove(&key);
+                }
                 self.vars[i].0.clear();
                 self.omit(name);
             }
@@ -207,6 +225,7 @@ pub fn event_vars(
         total: 0,
         vars: Vec::with_capacity(EXPECTED_VARIABLES),
         index: HashMap::with_capacity_and_hasher(EXPECTED_VARIABLES, RandomState::default()),
+        hasher: RandomState::default(),
         omitted: Vec::new(),
         listed: HashSet::default(),
         omitted_list_len: 0,
@@ -448,6 +467,37 @@ mod tests {
             let omitted = if passed { None } else { Some(name) };
             assert_eq!(get(&vars, "TRACIM_OMITTED"), omitted, "{len} bytes");
         }
+    }
+
+    #[test]
+    fn two_names_of_one_hash_are_both_kept() {
+        let mut b = Builder {
+            budget: DEFAULT_BUDGET,
+            total: 0,
+            vars: Vec::new(),
+            index: HashMap::default(),
+            hasher: RandomState::default(),
+            omitted: Vec::new(),
+            listed: HashSet::default(),
+            omitted_list_len: 0,
+            omitted_count: 0,
+        };
+        b.set("TRACIM_A", Cow::Borrowed("1"));
+        // As if TRACIM_B hashed as TRACIM_A does: its slot holds TRACIM_A's place.
+        let taken = b.hasher.hash_one("TRACIM_B");
+        b.index.insert(taken, 0);
+        assert_eq!(b.find("TRACIM_B"), None);
+        b.set("TRACIM_B", Cow::Borrowed("2"));
+        b.set("TRACIM_B", Cow::Borrowed("3"));
+        assert_eq!(b.find("TRACIM_A"), Some(0));
+        assert_eq!(b.find("TRACIM_B"), Some(1));
+        let vars: Vec<(&str, &str)> = b
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(vars, [("TRACIM_A", "1"), ("TRACIM_B", "3")]);
+        assert_eq!(b.total, "TRACIM_A=1\0".len() + "TRACIM_B=3\0".len());
     }
 
     #[test]

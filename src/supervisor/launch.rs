@@ -234,9 +234,13 @@ pub fn hook_spec(
     if !vars.omitted.is_empty() {
         debug!(hook = %hook.name, event_id = event.id(), omitted = vars.omitted.len(), "variables over the size budget left out");
     }
-    let env = (hook.env.iter().map(|(k, v)| (k.into(), v.into())))
-        .chain(vars.vars.into_iter().map(|(k, v)| (k.into(), v.into())))
+    // The variables' own vector, converted in place; the hook's `env` before them.
+    let mut env: Vec<(OsString, OsString)> = vars
+        .vars
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
         .collect();
+    env.splice(0..0, hook.env.iter().map(|(k, v)| (k.into(), v.into())));
     Spec {
         argv: crate::placeholder::argv(hook, event),
         inherited: inherited.clone(),
