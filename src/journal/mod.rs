@@ -2,7 +2,8 @@
 //! no accepted event is lost to a crash or a restart, each run is on record, and any
 //! run can be run again.
 //!
-//! One writer thread owns the read-write connection and commits in groups; the accept
+//! One writer thread owns the read-write connection and commits in groups, and a
+//! checkpoint thread copies the write-ahead log into the file at lulls; the accept
 //! path only touches memory ([`Journal::admit`]) and a channel ([`Journal::record`]).
 //! Commands read through their own read-only connection ([`Reader`]), so they work
 //! whether or not the service runs.
