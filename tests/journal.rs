@@ -465,6 +465,36 @@ fn retention_prunes_by_age_and_count_but_keeps_pending_work() {
 }
 
 #[test]
+fn past_max_events_the_oldest_go_by_themselves_once_a_burst_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let settings = JournalSettings {
+        max_events: 100,
+        ..JournalSettings::at(&path)
+    };
+    let journal = open(&settings).unwrap().journal;
+    // The pruning every start begins with, over before the burst.
+    journal.prune_now().unwrap();
+    for id in 1..=400u64 {
+        journal.admit(id);
+        journal.record(event(id), [] as [&str; 0]);
+    }
+    journal.flush().unwrap();
+    // No prune_now: the writer's own upkeep, at the lull after the burst.
+    let reader = Reader::open(&path).unwrap();
+    let count = || {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    wait_for("the count back to max_events", || count() == 100);
+    assert!(reader.event(300).unwrap().is_none(), "the oldest went");
+    assert!(reader.event(301).unwrap().is_some(), "the newest stay");
+    journal.close().unwrap();
+}
+
+#[test]
 fn a_corrupt_file_is_moved_aside_and_a_new_one_started() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");

@@ -16,9 +16,10 @@ pub(crate) struct Receive {
     pub(crate) cpu_per_event: Vec<Duration>,
     /// Of it, the journal's writer thread's.
     pub(crate) journal_cpu_per_event: Vec<Duration>,
-    /// The journal's checkpoints of the blast, in it or at the lull after it (then
-    /// waited for, so that they do not slow the next blast down).
-    pub(crate) checkpoint_cpu_per_event: Vec<Duration>,
+    /// The journal's upkeep after the blast, at the lull (waited for, so that it
+    /// does not slow the next blast down): the writer's pruning, and the
+    /// checkpoints of the blast (in it or after it).
+    pub(crate) upkeep_cpu_per_event: Vec<(Duration, Duration)>,
     pub(crate) lost: usize,
     pub(crate) backlog_full: u64,
     pub(crate) mean_bytes: usize,
@@ -70,6 +71,7 @@ pub(crate) async fn bench_receive(
         tokio::time::sleep(Duration::from_millis(100)).await;
         let cpu1 = cpu_time(me);
         let journal1 = thread_cpu("journal-writer");
+        let pruning = settle("journal-writer").await;
         settle(CHECKPOINTER).await;
         let checkpoint1 = thread_cpu(CHECKPOINTER);
         if rep == 0 {
@@ -89,8 +91,10 @@ pub(crate) async fn bench_receive(
         fig.cpu_per_event.extend(cpu_per(cpu0, cpu1, n));
         fig.journal_cpu_per_event
             .extend(cpu_per(Some(journal0), Some(journal1), n));
-        fig.checkpoint_cpu_per_event
-            .extend(cpu_per(Some(checkpoint0), Some(checkpoint1), n));
+        fig.upkeep_cpu_per_event.push((
+            pruning / n as u32,
+            checkpoint1.saturating_sub(checkpoint0) / n as u32,
+        ));
 
         let base = fresh_ids(n);
         let sent = crate::blast(&bare.socket, &bare_templates, base, n, opts.senders).await?;

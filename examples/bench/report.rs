@@ -204,11 +204,16 @@ pub(crate) fn report(
         };
         println!(
             "  receive in-process: CPU per event (runner + senders) {}, of it the journal's \
-             thread {}; the journal's checkpoints, in the blast or at the lull after it {}; \
+             thread {}; the journal's upkeep at the lull after the blast, pruning / \
+             checkpoints (these in the blast too) {}; \
              Envelope::decode {} per message, one thread; listen backlog full {} times{queued}",
             list(&r.cpu_per_event, |d| dur(Some(*d))),
             list(&r.journal_cpu_per_event, |d| dur(Some(*d))),
-            list(&r.checkpoint_cpu_per_event, |d| dur(Some(*d))),
+            list(&r.upkeep_cpu_per_event, |(p, c)| format!(
+                "{} / {}",
+                dur(Some(*p)),
+                dur(Some(*c))
+            )),
             dur(r.decode),
             r.backlog_full
         );

@@ -179,8 +179,9 @@ pub(crate) const CHECKPOINTER: &str = "journal-ckpt";
 
 /// Waits until this process's threads named `name` have used no CPU for 300 ms
 /// (20 s at most), and gives the CPU they used meanwhile: what a phase left to do
-/// after it (the journal copies its log into its file at a lull, after a burst) is
-/// done before the next phase is timed, instead of slowing that one down.
+/// after it (the journal's upkeep at the lull after a burst: its log copied into
+/// its file, pruning) is done before the next phase is timed, instead of slowing
+/// that one down.
 pub(crate) async fn settle(name: &str) -> Duration {
     let quiet = Duration::from_millis(300);
     let first = thread_cpu(name);

@@ -3,33 +3,20 @@
 //! middle of a burst, so that no commit of the writer waits behind a copy.
 //!
 //! SQLite's own checkpoints run inside the commit that passes a threshold, on the
-//! writer: every 4 MiB of records a commit took some milliseconds more, records
-//! waited behind it, and in a burst the copies took CPU the accept path wanted.
-//! Bench, receive in-process, 50,000 events per burst, journal on / off: 0.83 to
-//! 0.89 with SQLite's checkpoints; 0.86 to 0.87 with these and a 64 MiB bound (one
-//! checkpoint ran in each burst); 0.94 to 0.95 with the 128 MiB bound. A record is
-//! as safe in the log as in the file: copying it later loses nothing.
+//! writer: every 4 MiB of records a commit took some milliseconds more and records
+//! waited behind it. Here the writer asks for one at a lull (see `writer::LULL`). A
+//! record is as safe in the log as in the file: copying it later loses nothing.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use rusqlite::Connection;
 use tracing::{debug, warn};
 
-/// Records written since the last checkpoint past which one is due: it is made
-/// at the next lull.
+/// Records written since the last checkpoint past which one is due: the writer
+/// asks for it at its next lull.
 pub(crate) const DUE_BYTES: usize = 4 << 20;
-
-/// How long the writer has had nothing to write for a lull.
-pub(crate) const LULL: Duration = Duration::from_millis(50);
-
-/// Records written since the last checkpoint past which one is made at once, lull
-/// or not: what bounds the log under a load that never pauses. Some 55,000
-/// average events, far more than a Tracim burst (a bulk import, a space moved);
-/// the log is truncated back to 16 MiB (`journal_size_limit`) once copied.
-pub(crate) const MAX_BYTES: usize = 128 << 20;
 
 /// Checkpoints in a row while the writer keeps adding to the log: each copies
 /// what came during the one before, and the log starts over from its beginning
