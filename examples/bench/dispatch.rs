@@ -287,7 +287,7 @@ pub(crate) async fn bench_dispatch(
                 cpu_dispatch += self_cpu().saturating_sub(t1);
                 cpu_daemon += thread_cpu("daemon-side").saturating_sub(d1);
                 cpu_journal += thread_cpu("journal-writer").saturating_sub(j1);
-                settle(CHECKPOINTER).await;
+                settle(std::process::id(), CHECKPOINTER).await;
                 cpu_checkpoint += thread_cpu(CHECKPOINTER).saturating_sub(c1);
             }
             shape.ceiling.push(ceiling.rate());

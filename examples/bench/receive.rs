@@ -71,8 +71,8 @@ pub(crate) async fn bench_receive(
         tokio::time::sleep(Duration::from_millis(100)).await;
         let cpu1 = cpu_time(me);
         let journal1 = thread_cpu("journal-writer");
-        let pruning = settle("journal-writer").await;
-        settle(CHECKPOINTER).await;
+        let pruning = settle(me, "journal-writer").await;
+        settle(me, CHECKPOINTER).await;
         let checkpoint1 = thread_cpu(CHECKPOINTER);
         if rep == 0 {
             continue;

@@ -161,7 +161,12 @@ pub(crate) fn self_cpu() -> Duration {
 /// CPU time so far of this process's threads named `name` (a thread that ended
 /// no longer counts: read around work its threads outlive).
 pub(crate) fn thread_cpu(name: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    threads_cpu(std::process::id(), name)
+}
+
+/// The same, of process `pid`'s threads.
+fn threads_cpu(pid: u32, name: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Duration::ZERO;
     };
     tasks
@@ -177,18 +182,18 @@ pub(crate) fn thread_cpu(name: &str) -> Duration {
 /// The journal's checkpoint thread (see the runner's journal/checkpoint.rs).
 pub(crate) const CHECKPOINTER: &str = "journal-ckpt";
 
-/// Waits until this process's threads named `name` have used no CPU for 300 ms
+/// Waits until process `pid`'s threads named `name` have used no CPU for 300 ms
 /// (20 s at most), and gives the CPU they used meanwhile: what a phase left to do
 /// after it (the journal's upkeep at the lull after a burst: its log copied into
 /// its file, pruning) is done before the next phase is timed, instead of slowing
 /// that one down.
-pub(crate) async fn settle(name: &str) -> Duration {
+pub(crate) async fn settle(pid: u32, name: &str) -> Duration {
     let quiet = Duration::from_millis(300);
-    let first = thread_cpu(name);
+    let first = threads_cpu(pid, name);
     let (mut last, mut since, started) = (first, Instant::now(), Instant::now());
     while since.elapsed() < quiet && started.elapsed() < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let now = thread_cpu(name);
+        let now = threads_cpu(pid, name);
         if now != last {
             (last, since) = (now, Instant::now());
         }
