@@ -358,6 +358,22 @@ mod tests {
         Option<String>,
     );
 
+    /// An attempt's row once it ended with `code`, as `end` makes it.
+    fn ended(state: &str, started: i64, ended: i64, code: i32) -> Row {
+        let said = format!("said {code}");
+        (
+            state.into(),
+            Some(started),
+            Some(ended),
+            Some(code.into()),
+            Some(said),
+        )
+    }
+
+    fn running(started: i64) -> Row {
+        ("running".into(), Some(started), None, None, None)
+    }
+
     fn row(conn: &Connection, run: u64, attempt: u32) -> Row {
         conn.query_row(
             "SELECT state, started_ms, ended_ms, exit_code, stdout_tail FROM runs
@@ -422,31 +438,12 @@ mod tests {
             },
         ];
         commit(&mut conn, &first).unwrap();
-        let ok = (
-            "ok".to_owned(),
-            Some(110),
-            Some(120),
-            Some(0),
-            Some("said 0".to_owned()),
-        );
+        let ok = ended("ok", 110, 120, 0);
         assert_eq!(row(&conn, 1, 1), ok);
-        assert_eq!(
-            row(&conn, 2, 1),
-            ("running".into(), Some(111), None, None, None)
-        );
+        assert_eq!(row(&conn, 2, 1), running(111));
         // Its retry starting closes it: only a run's latest attempt is pending.
-        let failed = (
-            "failed".into(),
-            Some(112),
-            Some(121),
-            Some(3),
-            Some("said 3".into()),
-        );
-        assert_eq!(row(&conn, 3, 1), failed);
-        assert_eq!(
-            row(&conn, 3, 2),
-            ("running".into(), Some(130), None, None, None)
-        );
+        assert_eq!(row(&conn, 3, 1), ended("failed", 112, 121, 3));
+        assert_eq!(row(&conn, 3, 2), running(130));
 
         // The ends of the others in the next batch update their rows.
         let second = [
@@ -464,22 +461,16 @@ mod tests {
             },
         ];
         commit(&mut conn, &second).unwrap();
-        assert_eq!(row(&conn, 2, 1).0, "ok");
-        assert_eq!(row(&conn, 2, 1).1, Some(111), "the start time stays");
         assert_eq!(
-            row(&conn, 3, 2),
-            (
-                "ok".into(),
-                Some(130),
-                Some(141),
-                Some(0),
-                Some("said 0".into())
-            )
+            row(&conn, 2, 1),
+            ended("ok", 111, 140, 0),
+            "the start time stays"
         );
+        assert_eq!(row(&conn, 3, 2), ended("ok", 130, 141, 0));
         assert_eq!(
             row(&conn, 3, 1).0,
             "failed",
-            "the earlier attempt is closed"
+            "the earlier attempt stays closed"
         );
 
         // A batch applied twice (as after a failed commit) changes nothing.
