@@ -59,14 +59,23 @@ pub(crate) async fn blast(
     senders: usize,
 ) -> Result<Blast, String> {
     let backlog_full = Arc::new(AtomicU64::new(0));
+    // The messages in id order, each sender taking the next one when it is free:
+    // the daemon delivers in order. (Each sender with every `senders`-th id, the
+    // streams drifted thousands of ids apart, and most events were recorded
+    // behind ones with higher ids, which the daemon never does.)
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..senders.min(n))
-        .map(|s| {
+        .map(|_| {
             let (socket, templates) = (socket.to_path_buf(), templates.clone());
-            let backlog_full = backlog_full.clone();
+            let (backlog_full, next) = (backlog_full.clone(), next.clone());
             daemon_side().spawn(async move {
                 let mut sent = Vec::with_capacity(n / senders + 1);
-                for i in (s..n).step_by(senders) {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
                     let bytes = templates[i % templates.len()].message(base + i as u64);
                     let t0 = Instant::now();
                     send(&socket, &bytes, &backlog_full).await?;
