@@ -57,6 +57,14 @@ fn open_at(path: &Path) -> Opened {
     open(&JournalSettings::at(path)).unwrap_or_else(|e| panic!("opening {path:?}: {e}"))
 }
 
+/// How many events the file holds, read through a connection of the test's own.
+fn events_in(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap()
+}
+
 /// Waits for a positive sign, or fails after [`PATIENCE`].
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -457,11 +465,7 @@ fn retention_prunes_by_age_and_count_but_keeps_pending_work() {
     }
     journal.flush().unwrap();
     journal.prune_now().unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let count: i64 = conn
-        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(count, 10);
+    assert_eq!(events_in(&path), 10);
 }
 
 #[test]
@@ -482,13 +486,7 @@ fn past_max_events_the_oldest_go_by_themselves_once_a_burst_is_over() {
     journal.flush().unwrap();
     // No prune_now: the writer's own upkeep, at the lull after the burst.
     let reader = Reader::open(&path).unwrap();
-    let count = || {
-        rusqlite::Connection::open(&path)
-            .unwrap()
-            .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
-            .unwrap()
-    };
-    wait_for("the count back to max_events", || count() == 100);
+    wait_for("the count back to max_events", || events_in(&path) == 100);
     assert!(reader.event(300).unwrap().is_none(), "the oldest went");
     assert!(reader.event(301).unwrap().is_some(), "the newest stay");
     journal.close().unwrap();
