@@ -1,5 +1,5 @@
 //! The writer thread: the only read-write connection, committing what the runner
-//! sends in groups, pruning in the background, and holding on to a batch that
+//! sends in groups, pruning at lulls, and holding on to a batch that
 //! failed (a full disk) until a write succeeds again.
 //!
 //! Group commit: the thread blocks for the first record, takes whatever else is
@@ -11,6 +11,9 @@
 //! writer asleep between commits is not woken by every record the runner sends.
 //! So a record is on disk within [`COMMIT_GAP`] and one commit of being sent, with
 //! no transaction per event on anyone's path.
+//!
+//! Upkeep, pruning and asking the checkpointer to copy the log into the file, waits
+//! for a [`LULL`] (or a burst past [`BURST_BYTES`]), never slowing a burst down.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -129,12 +132,9 @@ impl Writer {
             prune_failed: false,
             count_floor: self.max_events,
         };
-        let slack = (self.max_events / 100).max(1);
         loop {
             let now = Instant::now();
-            let upkeep_due = run.unchecked >= checkpoint::DUE_BYTES
-                || self.events > run.count_floor + slack
-                || now >= run.next_prune;
+            let upkeep_due = run.unchecked >= checkpoint::DUE_BYTES || self.prune_due(&run);
             let wait = if run.pruning {
                 Duration::ZERO
             } else if self.degraded() && !run.backlog.is_empty() {
@@ -190,7 +190,7 @@ impl Writer {
                     self.checkpointer.nudge();
                     run.unchecked = 0;
                 }
-                if self.events > run.count_floor + slack || Instant::now() >= run.next_prune {
+                if self.prune_due(&run) {
                     run.pruning = true;
                 }
             }
@@ -201,6 +201,12 @@ impl Writer {
                 self.prune_step(&mut run);
             }
         }
+    }
+
+    /// Whether old events are to be looked for: it is time, or the count ran over.
+    fn prune_due(&self, run: &Run) -> bool {
+        let slack = (self.max_events / 100).max(1);
+        self.events > run.count_floor + slack || Instant::now() >= run.next_prune
     }
 
     fn degraded(&self) -> bool {
