@@ -120,6 +120,22 @@ struct Builder {
 }
 
 impl Builder {
+    /// Sized for a usual event (the samples flatten to 10 to 45 scalars, and five
+    /// variables are the runner's), so that most runs never grow these.
+    fn new(budget: usize) -> Builder {
+        Builder {
+            budget,
+            total: 0,
+            vars: Vec::with_capacity(EXPECTED_VARIABLES),
+            index: HashMap::with_capacity_and_hasher(EXPECTED_VARIABLES, RandomState::default()),
+            hasher: RandomState::default(),
+            omitted: Vec::new(),
+            listed: HashSet::default(),
+            omitted_list_len: 0,
+            omitted_count: 0,
+        }
+    }
+
     /// Where `name` is in `vars`, if it was set.
     fn find(&self, name: &str) -> Option<usize> {
         match self.index.get(&self.hasher.hash_one(name)) {
@@ -218,19 +234,7 @@ pub fn event_vars(
         ("TRACIM_HOOK_NAME", hook_name),
         ("TRACIM_DAEMON_USER_ID", daemon_user_id),
     ];
-    // Sized for a usual event (the samples flatten to 10 to 45 scalars, and five
-    // variables are the runner's), so that most runs never grow these.
-    let mut builder = Builder {
-        budget,
-        total: 0,
-        vars: Vec::with_capacity(EXPECTED_VARIABLES),
-        index: HashMap::with_capacity_and_hasher(EXPECTED_VARIABLES, RandomState::default()),
-        hasher: RandomState::default(),
-        omitted: Vec::new(),
-        listed: HashSet::default(),
-        omitted_list_len: 0,
-        omitted_count: 0,
-    };
+    let mut builder = Builder::new(budget);
     for (name, value) in named {
         builder.set(name, Cow::Borrowed(value));
     }
@@ -471,17 +475,7 @@ mod tests {
 
     #[test]
     fn two_names_of_one_hash_are_both_kept() {
-        let mut b = Builder {
-            budget: DEFAULT_BUDGET,
-            total: 0,
-            vars: Vec::new(),
-            index: HashMap::default(),
-            hasher: RandomState::default(),
-            omitted: Vec::new(),
-            listed: HashSet::default(),
-            omitted_list_len: 0,
-            omitted_count: 0,
-        };
+        let mut b = Builder::new(DEFAULT_BUDGET);
         b.set("TRACIM_A", Cow::Borrowed("1"));
         // As if TRACIM_B hashed as TRACIM_A does: its slot holds TRACIM_A's place.
         let taken = b.hasher.hash_one("TRACIM_B");

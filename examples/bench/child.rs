@@ -204,7 +204,7 @@ pub(crate) async fn bench_child(
             let seen = sentinel_run(timeout).await?;
             let (cpu1, own1) = (cpu_time(pid), cpu_time(std::process::id()));
             // The journal's upkeep at the lull after the blast, before the next one.
-            settle(pid, "journal-writer").await;
+            settle(pid, WRITER).await;
             settle(pid, CHECKPOINTER).await;
             if rep == 0 {
                 continue;

@@ -280,13 +280,13 @@ pub(crate) async fn bench_dispatch(
                 let t0 = self_cpu();
                 ceiling.add(spawn_ceiling(&specs, limits, round, p).await?);
                 let t1 = self_cpu();
-                let (d1, j1) = (thread_cpu("daemon-side"), thread_cpu("journal-writer"));
+                let (d1, j1) = (thread_cpu("daemon-side"), thread_cpu(WRITER));
                 let c1 = thread_cpu(CHECKPOINTER);
                 dispatch.add(service_dispatch(&runner, &templates, round).await?);
                 cpu_ceiling += t1.saturating_sub(t0);
                 cpu_dispatch += self_cpu().saturating_sub(t1);
                 cpu_daemon += thread_cpu("daemon-side").saturating_sub(d1);
-                cpu_journal += thread_cpu("journal-writer").saturating_sub(j1);
+                cpu_journal += thread_cpu(WRITER).saturating_sub(j1);
                 settle(std::process::id(), CHECKPOINTER).await;
                 cpu_checkpoint += thread_cpu(CHECKPOINTER).saturating_sub(c1);
             }

@@ -62,7 +62,7 @@ pub(crate) async fn bench_receive(
     for (rep, n) in counts.enumerate() {
         let base = fresh_ids(n);
         let cpu0 = cpu_time(me);
-        let journal0 = thread_cpu("journal-writer");
+        let journal0 = thread_cpu(WRITER);
         let checkpoint0 = thread_cpu(CHECKPOINTER);
         let blast = blast(&runner.socket, &templates, base, n, opts.senders).await?;
         let timeout = Duration::from_secs(20) + Duration::from_millis(n as u64);
@@ -70,8 +70,8 @@ pub(crate) async fn bench_receive(
         // The journal's last commits of them too (the rates use the decision times).
         tokio::time::sleep(Duration::from_millis(100)).await;
         let cpu1 = cpu_time(me);
-        let journal1 = thread_cpu("journal-writer");
-        let pruning = settle(me, "journal-writer").await;
+        let journal1 = thread_cpu(WRITER);
+        let pruning = settle(me, WRITER).await;
         settle(me, CHECKPOINTER).await;
         let checkpoint1 = thread_cpu(CHECKPOINTER);
         if rep == 0 {

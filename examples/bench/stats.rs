@@ -179,7 +179,9 @@ fn threads_cpu(pid: u32, name: &str) -> Duration {
         .sum()
 }
 
-/// The journal's checkpoint thread (see the runner's journal/checkpoint.rs).
+/// The journal's writer thread, and its checkpoint thread (see the runner's
+/// journal/writer.rs and journal/checkpoint.rs).
+pub(crate) const WRITER: &str = "journal-writer";
 pub(crate) const CHECKPOINTER: &str = "journal-ckpt";
 
 /// Waits until process `pid`'s threads named `name` have used no CPU for 300 ms
